@@ -1,0 +1,13 @@
+//! spider-bench: a text-to-SQL benchmark harness for Spider 1.0.
+//!
+//! The flow of the crate follows the flow of a benchmark run:
+//! [`dataset`] (Spider files) -> [`exec`] (sandboxed SQLite execution of
+//! untrusted SQL) -> [`eval`] (verdicts that match the official evaluator) ->
+//! [`report`] (tables and machine-readable output). [`commands`] glues them
+//! into the CLI subcommands; `src/main.rs` only parses arguments.
+
+pub mod commands;
+pub mod dataset;
+pub mod eval;
+pub mod exec;
+pub mod report;
