@@ -4,3 +4,4 @@ pub mod parse;
 pub mod pyvalue;
 pub mod result_eq;
 pub mod tokenize;
+pub mod sqlparse;
