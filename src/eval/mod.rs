@@ -3,5 +3,7 @@ pub mod exact;
 pub mod parse;
 pub mod pyvalue;
 pub mod result_eq;
+pub mod score;
 pub mod tokenize;
 pub mod sqlparse;
+pub mod judge;

@@ -1,1 +1,2 @@
-//! exec
+//! Sandboxed execution of untrusted SQL.
+pub mod sandbox;
