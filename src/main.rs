@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "spider-bench", version, about = "Text-to-SQL benchmark harness for Spider 1.0, with official-grade scoring")]
+#[command(
+    name = "spider-bench",
+    version,
+    about = "Text-to-SQL benchmark harness for Spider 1.0, with official-grade scoring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,13 +89,23 @@ fn main() -> ExitCode {
             out: a.out,
             format: a.format,
         }),
-        Command::Data { command: DataCommand::Check { data, timeout_secs, jobs } } => {
-            data_check::run(&data_check::DataCheckOptions { data, timeout_secs, jobs }).map(|problems| {
-                if problems > 0 {
-                    eprintln!("{problems} gold queries fail");
-                }
-            })
-        }
+        Command::Data {
+            command:
+                DataCommand::Check {
+                    data,
+                    timeout_secs,
+                    jobs,
+                },
+        } => data_check::run(&data_check::DataCheckOptions {
+            data,
+            timeout_secs,
+            jobs,
+        })
+        .map(|problems| {
+            if problems > 0 {
+                eprintln!("{problems} gold queries fail");
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! `spider-bench data check`: what is in the data folder, what is missing,
 //! and whether every gold query runs.
 
-use crate::dataset::{resolve_data_dir, Example, Spider, Split};
+use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::judge::{JudgeConfig, Status};
 use crate::eval::score::Scorer;
 use crate::exec::sandbox::Limits;
@@ -22,11 +22,29 @@ pub fn run(opts: &DataCheckOptions) -> Result<usize> {
     let spider = Spider::open(&root)?;
     let schemas = spider.load_schemas()?;
     println!("data folder: {}", root.display());
-    let present = schemas.by_id.keys().filter(|id| !spider.database_files(id).is_empty()).count();
-    println!("tables.json: {} databases; {present} have a .sqlite file", schemas.by_id.len());
-    let missing: Vec<&String> = schemas.by_id.keys().filter(|id| spider.database_files(id).is_empty()).collect();
+    let present = schemas
+        .by_id
+        .keys()
+        .filter(|id| !spider.database_files(id).is_empty())
+        .count();
+    println!(
+        "tables.json: {} databases; {present} have a .sqlite file",
+        schemas.by_id.len()
+    );
+    let missing: Vec<&String> = schemas
+        .by_id
+        .keys()
+        .filter(|id| spider.database_files(id).is_empty())
+        .collect();
     if !missing.is_empty() {
-        println!("missing databases: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "missing databases: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let mut problems = 0;
     for split in [Split::Dev, Split::Train, Split::TrainOthers] {
@@ -42,13 +60,24 @@ pub fn run(opts: &DataCheckOptions) -> Result<usize> {
     Ok(problems)
 }
 
-fn check_split(spider: &Spider, split: Split, examples: &[Example], opts: &DataCheckOptions) -> Result<usize> {
+fn check_split(
+    spider: &Spider,
+    split: Split,
+    examples: &[Example],
+    opts: &DataCheckOptions,
+) -> Result<usize> {
     let config = JudgeConfig {
-        limits: Limits { timeout: Duration::from_secs_f64(opts.timeout_secs), ..Limits::default() },
+        limits: Limits {
+            timeout: Duration::from_secs_f64(opts.timeout_secs),
+            ..Limits::default()
+        },
         ..JudgeConfig::default()
     };
     // Gold as the prediction: runs every gold once (twice, in fact) and parses it.
-    let items: Vec<(&Example, Option<&str>)> = examples.iter().map(|e| (e, Some(e.gold.as_str()))).collect();
+    let items: Vec<(&Example, Option<&str>)> = examples
+        .iter()
+        .map(|e| (e, Some(e.gold.as_str())))
+        .collect();
     let records = crate::commands::with_jobs(opts.jobs, || -> Result<_> {
         let scorer = Scorer::new(spider, examples, config)?;
         Ok(scorer.score_all(&items))
@@ -67,10 +96,16 @@ fn check_split(spider: &Spider, split: Split, examples: &[Example], opts: &DataC
         split.name(),
         examples.len(),
         by_status.get(&Status::Skipped).copied().unwrap_or(0),
-        skipped_dbs.iter().map(|(db, n)| format!("{db}: {n}")).collect::<Vec<_>>().join(", ")
+        skipped_dbs
+            .iter()
+            .map(|(db, n)| format!("{db}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut problems = 0;
-    for r in records.iter().filter(|r| r.status.is_scored() && r.status != Status::Correct || r.status == Status::GoldError) {
+    for r in records.iter().filter(|r| {
+        r.status.is_scored() && r.status != Status::Correct || r.status == Status::GoldError
+    }) {
         problems += 1;
         println!(
             "  {} #{} ({}): {} {}",

@@ -1,9 +1,9 @@
 //! `spider-bench eval`: score a prediction file.
 
 use crate::dataset::predictions::load_predictions;
-use crate::dataset::{resolve_data_dir, Example, Spider, Split};
+use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::judge::{JudgeConfig, Mode};
-use crate::eval::score::{summarize, Record, Scorer};
+use crate::eval::score::{Record, Scorer, summarize};
 use crate::exec::sandbox::Limits;
 use crate::report::{Format, Summary};
 use anyhow::{Context, Result};
@@ -42,12 +42,18 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalResult> {
             opts.pred.display()
         );
     }
-    let items: Vec<(&Example, Option<&str>)> =
-        preds.by_id.iter().map(|(id, sql)| (&examples[*id], Some(sql.as_str()))).collect();
+    let items: Vec<(&Example, Option<&str>)> = preds
+        .by_id
+        .iter()
+        .map(|(id, sql)| (&examples[*id], Some(sql.as_str())))
+        .collect();
     let config = JudgeConfig {
         mode: opts.mode,
         keep_distinct: opts.keep_distinct,
-        limits: Limits { timeout: Duration::from_secs_f64(opts.timeout_secs), ..Limits::default() },
+        limits: Limits {
+            timeout: Duration::from_secs_f64(opts.timeout_secs),
+            ..Limits::default()
+        },
     };
     let records = crate::commands::with_jobs(opts.jobs, || -> Result<Vec<Record>> {
         let scorer = Scorer::new(&spider, items.iter().map(|(e, _)| *e), config)?;
@@ -69,11 +75,13 @@ pub fn run(opts: &EvalOptions) -> Result<()> {
 
 /// Writes one JSON object per record.
 pub fn write_records(path: &PathBuf, records: &[Record]) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     for r in records {
         serde_json::to_writer(&mut w, r)?;
         w.write_all(b"\n")?;
     }
-    w.flush().with_context(|| format!("cannot write {}", path.display()))
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }

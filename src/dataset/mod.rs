@@ -5,7 +5,7 @@
 pub mod predictions;
 pub mod schema;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -101,7 +101,9 @@ impl Spider {
                 root.display()
             );
         }
-        Ok(Spider { root: root.to_path_buf() })
+        Ok(Spider {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn tables_path(&self) -> PathBuf {
@@ -121,7 +123,9 @@ impl Spider {
     /// contains `.sqlite`, as the official evaluator collects them (one for
     /// Spider; several for a test suite). Empty when the database is missing.
     pub fn database_files(&self, db_id: &str) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(self.database_dir(db_id)) else { return vec![] };
+        let Ok(entries) = std::fs::read_dir(self.database_dir(db_id)) else {
+            return vec![];
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().contains(".sqlite") && e.path().is_file())
@@ -141,10 +145,14 @@ impl Spider {
     pub fn load_split(&self, split: Split) -> Result<Vec<Example>> {
         let path = self.root.join(split.file_name());
         let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("cannot read {} (the {} split); is the Spider download complete?", path.display(), split.name())
+            format!(
+                "cannot read {} (the {} split); is the Spider download complete?",
+                path.display(),
+                split.name()
+            )
         })?;
-        let raw: Vec<RawExample> =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a Spider question file", path.display()))?;
+        let raw: Vec<RawExample> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a Spider question file", path.display()))?;
         let gold = self.gold_lines(split, &raw)?;
         Ok(raw
             .into_iter()
@@ -163,7 +171,9 @@ impl Spider {
     fn gold_lines(&self, split: Split, raw: &[RawExample]) -> Result<Option<Vec<String>>> {
         let (name, offset) = split.gold_file();
         let path = self.root.join(name);
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         if lines.len() < offset + raw.len() {
             return Ok(None);

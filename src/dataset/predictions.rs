@@ -2,7 +2,7 @@
 //! index into the split file) or the official text format (one SQL per line,
 //! aligned with the split; text after the first TAB is ignored).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,9 +23,11 @@ struct JsonlRow {
 
 /// Reads a prediction file for a split of `split_len` examples.
 pub fn load_predictions(path: &Path, split_len: usize) -> Result<Predictions> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read predictions {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read predictions {}", path.display()))?;
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let jsonl = path.extension().is_some_and(|e| e == "jsonl") || first.trim_start().starts_with('{');
+    let jsonl =
+        path.extension().is_some_and(|e| e == "jsonl") || first.trim_start().starts_with('{');
     if jsonl {
         parse_jsonl(path, &text, split_len)
     } else {
@@ -40,13 +42,31 @@ fn parse_jsonl(path: &Path, text: &str, split_len: usize) -> Result<Predictions>
             continue;
         }
         let row: JsonlRow = serde_json::from_str(line).with_context(|| {
-            format!("{} line {}: expected {{\"id\": <index>, \"sql\": \"...\"}}", path.display(), n + 1)
+            format!(
+                "{} line {}: expected {{\"id\": <index>, \"sql\": \"...\"}}",
+                path.display(),
+                n + 1
+            )
         })?;
         if row.id >= split_len {
-            bail!("{} line {}: id {} is out of range (the split has {split_len} examples, ids 0..{})", path.display(), n + 1, row.id, split_len - 1);
+            bail!(
+                "{} line {}: id {} is out of range (the split has {split_len} examples, ids 0..{})",
+                path.display(),
+                n + 1,
+                row.id,
+                split_len - 1
+            );
         }
-        if p.by_id.insert(row.id, row.sql.unwrap_or_default()).is_some() {
-            bail!("{} line {}: id {} appears twice; each example is scored at most once", path.display(), n + 1, row.id);
+        if p.by_id
+            .insert(row.id, row.sql.unwrap_or_default())
+            .is_some()
+        {
+            bail!(
+                "{} line {}: id {} appears twice; each example is scored at most once",
+                path.display(),
+                n + 1,
+                row.id
+            );
         }
     }
     Ok(p)

@@ -1,7 +1,7 @@
 //! Database schemas: tables.json (names, types, keys) and the schema the
 //! official parser reads from each SQLite file.
 
-use crate::eval::exact::{build_key_map, KeyMap};
+use crate::eval::exact::{KeyMap, build_key_map};
 use crate::eval::parse::ParseSchema;
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
@@ -35,17 +35,30 @@ pub struct DbSchema {
 impl DbSchema {
     /// The official foreign-key unification map of this database.
     pub fn key_map(&self) -> KeyMap {
-        build_key_map(&self.column_names_original, &self.table_names_original, &self.foreign_keys)
+        build_key_map(
+            &self.column_names_original,
+            &self.table_names_original,
+            &self.foreign_keys,
+        )
     }
 
     /// The parser schema built from tables.json (for databases whose SQLite
     /// file is missing; the official code reads it from the file).
     pub fn parse_schema(&self) -> ParseSchema {
-        let mut tables: IndexMap<String, Vec<String>> =
-            self.table_names_original.iter().map(|t| (t.to_lowercase(), vec![])).collect();
+        let mut tables: IndexMap<String, Vec<String>> = self
+            .table_names_original
+            .iter()
+            .map(|t| (t.to_lowercase(), vec![]))
+            .collect();
         for (t, c) in &self.column_names_original {
-            if let Some(name) = usize::try_from(*t).ok().and_then(|t| self.table_names_original.get(t)) {
-                tables.entry(name.to_lowercase()).or_default().push(c.to_lowercase());
+            if let Some(name) = usize::try_from(*t)
+                .ok()
+                .and_then(|t| self.table_names_original.get(t))
+            {
+                tables
+                    .entry(name.to_lowercase())
+                    .or_default()
+                    .push(c.to_lowercase());
             }
         }
         ParseSchema::new(tables)
@@ -71,10 +84,13 @@ pub struct SchemaSet {
 
 impl SchemaSet {
     pub fn load(path: &Path) -> Result<SchemaSet> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let list: Vec<DbSchema> = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a Spider tables.json file", path.display()))?;
-        Ok(SchemaSet { by_id: list.into_iter().map(|s| (s.db_id.clone(), s)).collect() })
+        Ok(SchemaSet {
+            by_id: list.into_iter().map(|s| (s.db_id.clone(), s)).collect(),
+        })
     }
 
     pub fn get(&self, db_id: &str) -> Option<&DbSchema> {
@@ -90,14 +106,20 @@ pub fn read_parse_schema(sqlite: &Path) -> Result<ParseSchema> {
     let conn = rusqlite::Connection::open_with_flags(uri, flags)
         .with_context(|| format!("cannot open {}", sqlite.display()))?;
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type='table'")?;
-    let names: Vec<String> =
-        stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<_>>()?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut tables = IndexMap::new();
     for name in names {
         let table = name.to_lowercase();
         let mut info = conn
             .prepare(&format!("PRAGMA table_info({table})"))
-            .with_context(|| format!("cannot read the columns of table {table} in {}", sqlite.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot read the columns of table {table} in {}",
+                    sqlite.display()
+                )
+            })?;
         let cols: Vec<String> = info
             .query_map([], |r| r.get::<_, String>(1))?
             .map(|c| c.map(|c| c.to_lowercase()))

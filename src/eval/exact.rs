@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 pub type KeyMap = HashMap<String, String>;
 
 /// The official hardness levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Hardness {
     Easy,
@@ -21,7 +23,12 @@ pub enum Hardness {
 }
 
 impl Hardness {
-    pub const ALL: [Hardness; 4] = [Hardness::Easy, Hardness::Medium, Hardness::Hard, Hardness::Extra];
+    pub const ALL: [Hardness; 4] = [
+        Hardness::Easy,
+        Hardness::Medium,
+        Hardness::Hard,
+        Hardness::Extra,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +56,10 @@ pub fn build_key_map(
         .iter()
         .map(|(t, c)| {
             if *t >= 0 {
-                let table = table_names_original.get(*t as usize).map(String::as_str).unwrap_or("");
+                let table = table_names_original
+                    .get(*t as usize)
+                    .map(String::as_str)
+                    .unwrap_or("");
                 format!("__{}.{}__", table.to_lowercase(), c.to_lowercase())
             } else {
                 "__all__".to_string()
@@ -94,8 +104,16 @@ fn count_component1(sql: &Sql) -> usize {
     count += usize::from(sql.limit.is_some());
     count += sql.table_units.len().saturating_sub(1);
     let conditions = [&sql.from_conds, &sql.where_, &sql.having];
-    count += conditions.iter().flat_map(|c| conjunctions(c)).filter(|c| *c == "or").count();
-    count += conditions.iter().flat_map(|c| cond_units(c)).filter(|u| u.op == OP_LIKE).count();
+    count += conditions
+        .iter()
+        .flat_map(|c| conjunctions(c))
+        .filter(|c| *c == "or")
+        .count();
+    count += conditions
+        .iter()
+        .flat_map(|c| cond_units(c))
+        .filter(|u| u.op == OP_LIKE)
+        .count();
     count
 }
 
@@ -111,7 +129,12 @@ fn nested_sqls(sql: &Sql) -> Vec<&Sql> {
             }
         }
     }
-    nested.extend([&sql.intersect, &sql.except, &sql.union].into_iter().flatten().map(|b| b.as_ref()));
+    nested.extend(
+        [&sql.intersect, &sql.except, &sql.union]
+            .into_iter()
+            .flatten()
+            .map(|b| b.as_ref()),
+    );
     nested
 }
 
@@ -123,7 +146,11 @@ fn count_others(sql: &Sql) -> usize {
     agg += sql.group_by.iter().filter(|c| c.agg != 0).count();
     if let Some((_, units)) = &sql.order_by {
         agg += units.iter().filter(|u| u.col1.agg != 0).count();
-        agg += units.iter().filter_map(|u| u.col2.as_ref()).filter(|c| c.agg != 0).count();
+        agg += units
+            .iter()
+            .filter_map(|u| u.col2.as_ref())
+            .filter(|c| c.agg != 0)
+            .count();
     }
     agg += sql
         .having
@@ -225,7 +252,11 @@ impl ColumnRebuild<'_> {
     }
 
     fn val_unit(&self, v: ValUnit) -> ValUnit {
-        ValUnit { op: v.op, col1: self.col(v.col1), col2: v.col2.map(|c| self.col(c)) }
+        ValUnit {
+            op: v.op,
+            col1: self.col(v.col1),
+            col2: v.col2.map(|c| self.col(c)),
+        }
     }
 
     /// Only the left side of each condition; values are left as they are.
@@ -244,11 +275,18 @@ impl ColumnRebuild<'_> {
     /// `rebuild_sql_col`.
     fn sql(&self, mut sql: Sql) -> Sql {
         sql.select.distinct = None;
-        sql.select.items = sql.select.items.into_iter().map(|(a, v)| (a, self.val_unit(v))).collect();
+        sql.select.items = sql
+            .select
+            .items
+            .into_iter()
+            .map(|(a, v)| (a, self.val_unit(v)))
+            .collect();
         sql.from_conds = self.cond(sql.from_conds);
         sql.where_ = self.cond(sql.where_);
         sql.group_by = sql.group_by.into_iter().map(|c| self.col(c)).collect();
-        sql.order_by = sql.order_by.map(|(dir, units)| (dir, units.into_iter().map(|v| self.val_unit(v)).collect()));
+        sql.order_by = sql
+            .order_by
+            .map(|(dir, units)| (dir, units.into_iter().map(|v| self.val_unit(v)).collect()));
         sql.having = self.cond(sql.having);
         sql.intersect = sql.intersect.map(|s| Box::new(self.sql(*s)));
         sql.except = sql.except.map(|s| Box::new(self.sql(*s)));
@@ -261,7 +299,11 @@ impl ColumnRebuild<'_> {
 pub fn rebuild_for_match(sql: Sql, schema: &ParseSchema, keys: &KeyMap) -> Sql {
     let valid = valid_columns(&sql, schema);
     let sql = rebuild_values(sql);
-    ColumnRebuild { valid: &valid, keys }.sql(sql)
+    ColumnRebuild {
+        valid: &valid,
+        keys,
+    }
+    .sql(sql)
 }
 
 // ------------------------------------------------------------- exact match
@@ -312,7 +354,11 @@ fn keywords(sql: &Sql) -> HashSet<&str> {
         k.insert("intersect");
     }
     let conds = [&sql.from_conds, &sql.where_, &sql.having];
-    if conds.iter().flat_map(|c| conjunctions(c)).any(|c| c == "or") {
+    if conds
+        .iter()
+        .flat_map(|c| conjunctions(c))
+        .any(|c| c == "or")
+    {
         k.insert("or");
     }
     let units: Vec<&CondUnit> = conds.iter().flat_map(|c| cond_units(c)).collect();
@@ -367,18 +413,29 @@ fn partial_match(pred: &Sql, label: &Sql) -> bool {
         return false;
     }
     // group: same GROUP BY columns in order and the same HAVING
-    let (pt, lt) = (usize::from(!pred.group_by.is_empty()), usize::from(!label.group_by.is_empty()));
+    let (pt, lt) = (
+        usize::from(!pred.group_by.is_empty()),
+        usize::from(!label.group_by.is_empty()),
+    );
     let same_group = pt == 1
         && lt == 1
-        && pred.group_by.iter().map(|c| &c.col).eq(label.group_by.iter().map(|c| &c.col))
+        && pred
+            .group_by
+            .iter()
+            .map(|c| &c.col)
+            .eq(label.group_by.iter().map(|c| &c.col))
         && pred.having == label.having;
     if !full_score(usize::from(same_group), pt, lt) {
         return false;
     }
     // order: same ORDER BY and LIMIT present on both or neither
-    let (pt, lt) = (usize::from(pred.order_by.is_some()), usize::from(label.order_by.is_some()));
-    let same_order =
-        label.order_by.is_some() && pred.order_by == label.order_by && pred.limit.is_some() == label.limit.is_some();
+    let (pt, lt) = (
+        usize::from(pred.order_by.is_some()),
+        usize::from(label.order_by.is_some()),
+    );
+    let same_order = label.order_by.is_some()
+        && pred.order_by == label.order_by
+        && pred.limit.is_some() == label.limit.is_some();
     if !full_score(usize::from(same_order), pt, lt) {
         return false;
     }
@@ -390,7 +447,11 @@ fn partial_match(pred: &Sql, label: &Sql) -> bool {
     }
     // IUEN: nested intersect/except/union must match exactly
     let mut totals = (0, 0, 0);
-    for (p, l) in [(&pred.intersect, &label.intersect), (&pred.except, &label.except), (&pred.union, &label.union)] {
+    for (p, l) in [
+        (&pred.intersect, &label.intersect),
+        (&pred.except, &label.except),
+        (&pred.union, &label.union),
+    ] {
         totals.0 += usize::from(l.is_some());
         totals.1 += usize::from(p.is_some());
         if let (Some(p), Some(l)) = (p, l) {
@@ -437,7 +498,10 @@ pub fn exact_match(pred: &Sql, label: &Sql) -> bool {
     if label.table_units.is_empty() {
         return true;
     }
-    match (sorted_table_units(&label.table_units), sorted_table_units(&pred.table_units)) {
+    match (
+        sorted_table_units(&label.table_units),
+        sorted_table_units(&pred.table_units),
+    ) {
         (Some(l), Some(p)) => l == p,
         _ => false,
     }
@@ -449,8 +513,14 @@ mod tests {
 
     fn schema() -> ParseSchema {
         let mut t = indexmap::IndexMap::new();
-        t.insert("singer".to_string(), vec!["singer_id".into(), "name".into(), "age".into()]);
-        t.insert("concert".to_string(), vec!["concert_id".into(), "singer_id".into(), "year".into()]);
+        t.insert(
+            "singer".to_string(),
+            vec!["singer_id".into(), "name".into(), "age".into()],
+        );
+        t.insert(
+            "concert".to_string(),
+            vec!["concert_id".into(), "singer_id".into(), "year".into()],
+        );
         ParseSchema::new(t)
     }
 
@@ -470,7 +540,9 @@ mod tests {
     fn exact(pred: &str, gold: &str) -> bool {
         let s = schema();
         let g = rebuild_for_match(get_sql(&s, gold).unwrap(), &s, &keys());
-        let p = get_sql(&s, pred).map(|p| rebuild_for_match(p, &s, &keys())).unwrap_or_else(|_| Sql::empty());
+        let p = get_sql(&s, pred)
+            .map(|p| rebuild_for_match(p, &s, &keys()))
+            .unwrap_or_else(|_| Sql::empty());
         exact_match(&p, &g)
     }
 
@@ -480,9 +552,18 @@ mod tests {
 
     #[test]
     fn values_limits_case_and_order_of_items_are_ignored() {
-        assert!(exact("select age, name from singer where age > 30 limit 5", "SELECT name, age FROM singer WHERE age > 20 LIMIT 1"));
-        assert!(!exact("select name from singer where age < 30", "SELECT name FROM singer WHERE age > 30"));
-        assert!(!exact("select name from singer", "SELECT name FROM singer LIMIT 1"));
+        assert!(exact(
+            "select age, name from singer where age > 30 limit 5",
+            "SELECT name, age FROM singer WHERE age > 20 LIMIT 1"
+        ));
+        assert!(!exact(
+            "select name from singer where age < 30",
+            "SELECT name FROM singer WHERE age > 30"
+        ));
+        assert!(!exact(
+            "select name from singer",
+            "SELECT name FROM singer LIMIT 1"
+        ));
     }
 
     #[test]
@@ -496,10 +577,18 @@ mod tests {
     #[test]
     fn hardness_levels() {
         assert_eq!(hard("SELECT count(*) FROM singer"), Hardness::Easy);
-        assert_eq!(hard("SELECT name, age FROM singer WHERE age > 3"), Hardness::Medium);
-        assert_eq!(hard("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer)"), Hardness::Hard);
         assert_eq!(
-            hard("SELECT name FROM singer WHERE age > 3 AND name LIKE '%a%' INTERSECT SELECT name FROM singer ORDER BY age LIMIT 1"),
+            hard("SELECT name, age FROM singer WHERE age > 3"),
+            Hardness::Medium
+        );
+        assert_eq!(
+            hard("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer)"),
+            Hardness::Hard
+        );
+        assert_eq!(
+            hard(
+                "SELECT name FROM singer WHERE age > 3 AND name LIKE '%a%' INTERSECT SELECT name FROM singer ORDER BY age LIMIT 1"
+            ),
             Hardness::Extra
         );
     }

@@ -1,11 +1,11 @@
 //! One verdict per example: execution match, exact-set match and hardness,
 //! as `evaluation.py --etype all` (without `--plug_value`) computes them.
 
-use super::exact::{exact_match, hardness, rebuild_for_match, Hardness, KeyMap};
-use super::parse::{get_sql, ParseSchema, Sql};
-use super::result_eq::{result_eq, Compare};
+use super::exact::{Hardness, KeyMap, exact_match, hardness, rebuild_for_match};
+use super::parse::{ParseSchema, Sql, get_sql};
+use super::result_eq::{Compare, result_eq};
 use super::sqlparse::remove_distinct;
-use crate::exec::sandbox::{with_sandbox, Limits, Outcome};
+use crate::exec::sandbox::{Limits, Outcome, with_sandbox};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -32,7 +32,11 @@ pub struct JudgeConfig {
 
 impl Default for JudgeConfig {
     fn default() -> Self {
-        JudgeConfig { mode: Mode::Official, keep_distinct: false, limits: Limits::default() }
+        JudgeConfig {
+            mode: Mode::Official,
+            keep_distinct: false,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -102,25 +106,41 @@ pub struct DbContext {
 
 /// `exec_eval.postprocess`.
 fn postprocess(q: &str) -> String {
-    q.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
+    q.replace("> =", ">=")
+        .replace("< =", "<=")
+        .replace("! =", "!=")
 }
 
 /// `exec_eval.replace_cur_year`.
 fn replace_cur_year(q: &str) -> std::borrow::Cow<'_, str> {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"(?i)YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*").expect("valid regex"))
-        .replace_all(q, "2020")
+    RE.get_or_init(|| {
+        regex::Regex::new(r"(?i)YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*").expect("valid regex")
+    })
+    .replace_all(q, "2020")
 }
 
 fn unscored(hardness: Option<Hardness>, status: Status, error: String) -> Verdict {
-    Verdict { hardness, exec: None, exact: None, status, error: Some(error) }
+    Verdict {
+        hardness,
+        exec: None,
+        exact: None,
+        status,
+        error: Some(error),
+    }
 }
 
 /// Judges one prediction (`None`: no prediction was given) against the gold.
 pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig) -> Verdict {
     let gold_sql = match get_sql(&ctx.parse_schema, gold) {
         Ok(s) => s,
-        Err(e) => return unscored(None, Status::GoldError, format!("the gold query does not parse: {e}")),
+        Err(e) => {
+            return unscored(
+                None,
+                Status::GoldError,
+                format!("the gold query does not parse: {e}"),
+            );
+        }
     };
     let level = Some(hardness(&gold_sql));
     if let Some(why) = &ctx.missing {
@@ -135,7 +155,7 @@ pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig)
                 exact: Some(false),
                 status: Status::Empty,
                 error: Some("no prediction".into()),
-            }
+            };
         }
     };
     // evaluation.py: p_str.replace("value", "1"), before parsing and executing.
@@ -165,43 +185,86 @@ fn exact_verdict(ctx: &DbContext, gold_sql: Sql, pred: &str) -> bool {
 
 /// `exec_eval.eval_exec_match`. `Err` means the gold failed (the official
 /// run would abort).
-fn exec_verdict(ctx: &DbContext, gold: &str, pred: &str, cfg: &JudgeConfig) -> Result<(Status, Option<String>), String> {
+fn exec_verdict(
+    ctx: &DbContext,
+    gold: &str,
+    pred: &str,
+    cfg: &JudgeConfig,
+) -> Result<(Status, Option<String>), String> {
     let strict = cfg.mode == Mode::Strict;
     let mut p = postprocess(pred);
     let mut g = postprocess(gold);
     if !cfg.keep_distinct {
         p = match remove_distinct(&p, strict) {
             Ok(p) => p,
-            Err(e) => return Ok((Status::ExecError, Some(format!("sqlparse cannot split the prediction: {}", e.0)))),
+            Err(e) => {
+                return Ok((
+                    Status::ExecError,
+                    Some(format!("sqlparse cannot split the prediction: {}", e.0)),
+                ));
+            }
         };
-        g = remove_distinct(&g, false).map_err(|e| format!("sqlparse cannot split the gold query: {}", e.0))?;
+        g = remove_distinct(&g, false)
+            .map_err(|e| format!("sqlparse cannot split the gold query: {}", e.0))?;
     }
     let order_matters = g.to_lowercase().contains("order by");
-    let compare = if strict { Compare::Strict } else { Compare::Official };
-    let (p, g) = (replace_cur_year(&p).into_owned(), replace_cur_year(&g).into_owned());
+    let compare = if strict {
+        Compare::Strict
+    } else {
+        Compare::Official
+    };
+    let (p, g) = (
+        replace_cur_year(&p).into_owned(),
+        replace_cur_year(&g).into_owned(),
+    );
     with_sandbox(|sandbox| {
         if strict {
             match sandbox.is_single_read(&ctx.files[0], &p) {
                 Ok(true) => {}
-                Ok(false) => return Ok((Status::ExecError, Some("not a single read-only statement".into()))),
+                Ok(false) => {
+                    return Ok((
+                        Status::ExecError,
+                        Some("not a single read-only statement".into()),
+                    ));
+                }
                 Err(e) => return Ok((Status::ExecError, Some(e))),
             }
         }
         for file in &ctx.files {
             let gold_rows = match sandbox.execute(file, &g, &cfg.limits) {
                 Outcome::Rows(r) => r,
-                Outcome::Error(e) => return Err(format!("the gold query fails on {}: {e}", file.display())),
-                Outcome::Timeout => return Err(format!("the gold query timed out on {}", file.display())),
-                Outcome::TooManyRows => return Err(format!("the gold query returns too many rows on {}", file.display())),
+                Outcome::Error(e) => {
+                    return Err(format!("the gold query fails on {}: {e}", file.display()));
+                }
+                Outcome::Timeout => {
+                    return Err(format!("the gold query timed out on {}", file.display()));
+                }
+                Outcome::TooManyRows => {
+                    return Err(format!(
+                        "the gold query returns too many rows on {}",
+                        file.display()
+                    ));
+                }
             };
             // More rows than the gold can only be wrong: stop reading there.
-            let limits = Limits { max_rows: gold_rows.len() + 1, ..cfg.limits.clone() };
+            let limits = Limits {
+                max_rows: gold_rows.len() + 1,
+                ..cfg.limits.clone()
+            };
             let (status, error) = match sandbox.execute(file, &p, &limits) {
-                Outcome::Rows(rows) if result_eq(&gold_rows, &rows, order_matters, compare) => continue,
+                Outcome::Rows(rows) if result_eq(&gold_rows, &rows, order_matters, compare) => {
+                    continue;
+                }
                 Outcome::Rows(_) => (Status::Wrong, None),
-                Outcome::TooManyRows => (Status::Wrong, Some(format!("more than {} rows", gold_rows.len()))),
+                Outcome::TooManyRows => (
+                    Status::Wrong,
+                    Some(format!("more than {} rows", gold_rows.len())),
+                ),
                 Outcome::Error(e) => (Status::ExecError, Some(e)),
-                Outcome::Timeout => (Status::Timeout, Some(format!("timed out after {:?}", cfg.limits.timeout))),
+                Outcome::Timeout => (
+                    Status::Timeout,
+                    Some(format!("timed out after {:?}", cfg.limits.timeout)),
+                ),
             };
             return Ok((status, error));
         }

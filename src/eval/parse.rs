@@ -11,11 +11,21 @@ use super::tokenize::tokenize;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 
-pub const CLAUSE_KEYWORDS: [&str; 9] =
-    ["select", "from", "where", "group", "order", "limit", "intersect", "union", "except"];
+pub const CLAUSE_KEYWORDS: [&str; 9] = [
+    "select",
+    "from",
+    "where",
+    "group",
+    "order",
+    "limit",
+    "intersect",
+    "union",
+    "except",
+];
 pub const JOIN_KEYWORDS: [&str; 3] = ["join", "on", "as"];
-pub const WHERE_OPS: [&str; 12] =
-    ["not", "between", "=", ">", "<", ">=", "<=", "!=", "in", "like", "is", "exists"];
+pub const WHERE_OPS: [&str; 12] = [
+    "not", "between", "=", ">", "<", ">=", "<=", "!=", "in", "like", "is", "exists",
+];
 pub const UNIT_OPS: [&str; 5] = ["none", "-", "+", "*", "/"];
 pub const AGG_OPS: [&str; 6] = ["none", "max", "min", "count", "sum", "avg"];
 pub const OP_BETWEEN: u8 = 1;
@@ -138,7 +148,10 @@ impl Sql {
     /// The tree `evaluation.py` scores an unparseable prediction as.
     pub fn empty() -> Sql {
         Sql {
-            select: Select { distinct: Some(false), items: vec![] },
+            select: Select {
+                distinct: Some(false),
+                items: vec![],
+            },
             table_units: vec![],
             from_conds: vec![],
             where_: vec![],
@@ -190,7 +203,11 @@ impl ParseSchema {
 pub fn get_sql(schema: &ParseSchema, query: &str) -> R<Sql> {
     let toks = tokenize(query).map_err(|_| ParseError("Unexpected quote".into()))?;
     let aliases = tables_with_alias(schema, &toks)?;
-    let parser = Parser { schema, aliases, depth: 0 };
+    let parser = Parser {
+        schema,
+        aliases,
+        depth: 0,
+    };
     let (_, sql) = parser.parse_sql(&toks, 0)?;
     Ok(sql)
 }
@@ -204,8 +221,14 @@ fn tables_with_alias(schema: &ParseSchema, toks: &[String]) -> R<HashMap<String,
             continue;
         }
         // toks[idx-1] with Python's wrap-around for idx == 0
-        let before = if idx == 0 { toks.last() } else { toks.get(idx - 1) };
-        let Some(after) = toks.get(idx + 1) else { return fail("'as' at the end") };
+        let before = if idx == 0 {
+            toks.last()
+        } else {
+            toks.get(idx - 1)
+        };
+        let Some(after) = toks.get(idx + 1) else {
+            return fail("'as' at the end");
+        };
         aliases.insert(after.clone(), before.expect("toks is not empty").clone());
     }
     for table in schema.tables.keys() {
@@ -225,7 +248,11 @@ pub fn py_float(s: &str) -> Option<f64> {
     let lower = t.to_ascii_lowercase();
     let unsigned = lower.trim_start_matches(['+', '-']);
     if lower.len() - unsigned.len() <= 1 && matches!(unsigned, "inf" | "infinity" | "nan") {
-        let v = if unsigned == "nan" { f64::NAN } else { f64::INFINITY };
+        let v = if unsigned == "nan" {
+            f64::NAN
+        } else {
+            f64::INFINITY
+        };
         return Some(if lower.starts_with('-') { -v } else { v });
     }
     let re = NUMBER.get_or_init(|| {
@@ -271,7 +298,12 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_col(&self, toks: &[String], start: usize, default_tables: &[String]) -> R<(usize, String)> {
+    fn parse_col(
+        &self,
+        toks: &[String],
+        start: usize,
+        default_tables: &[String],
+    ) -> R<(usize, String)> {
         let t = tok(toks, start)?;
         if t == "*" {
             return Ok((start + 1, self.schema.id("*")?));
@@ -289,7 +321,9 @@ impl Parser<'_> {
         }
         for alias in default_tables {
             let table = self.alias(alias)?;
-            let Some(cols) = self.schema.tables.get(table) else { return fail(format!("no table {table}")) };
+            let Some(cols) = self.schema.tables.get(table) else {
+                return fail(format!("no table {table}"));
+            };
             if cols.iter().any(|c| c == t) {
                 return Ok((start + 1, self.schema.id(&format!("{table}.{t}"))?));
             }
@@ -321,7 +355,14 @@ impl Parser<'_> {
                 return fail("expected ')' after aggregate");
             }
             // Note: the official code does not consume the block's ')' here.
-            return Ok((idx + 1, ColUnit { agg, col, distinct: Some(distinct) }));
+            return Ok((
+                idx + 1,
+                ColUnit {
+                    agg,
+                    col,
+                    distinct: Some(distinct),
+                },
+            ));
         }
         if tok(toks, idx)? == "distinct" {
             idx += 1;
@@ -334,7 +375,14 @@ impl Parser<'_> {
             }
             idx += 1;
         }
-        Ok((idx, ColUnit { agg: 0, col, distinct: Some(distinct) }))
+        Ok((
+            idx,
+            ColUnit {
+                agg: 0,
+                col,
+                distinct: Some(distinct),
+            },
+        ))
     }
 
     fn parse_val_unit(&self, toks: &[String], start: usize, dt: &[String]) -> R<(usize, ValUnit)> {
@@ -366,7 +414,11 @@ impl Parser<'_> {
 
     fn parse_table_unit(&self, toks: &[String], start: usize) -> R<(usize, String, String)> {
         let key = self.alias(tok(toks, start)?)?.to_string();
-        let idx = if is_at(toks, start + 1, "as") { start + 3 } else { start + 1 };
+        let idx = if is_at(toks, start + 1, "as") {
+            start + 3
+        } else {
+            start + 1
+        };
         Ok((idx, self.schema.id(&key)?, key))
     }
 
@@ -392,7 +444,12 @@ impl Parser<'_> {
         } else {
             let mut end = idx;
             while let Some(t) = toks.get(end) {
-                if t == "," || t == ")" || t == "and" || CLAUSE_KEYWORDS.contains(&t.as_str()) || JOIN_KEYWORDS.contains(&t.as_str()) {
+                if t == ","
+                    || t == ")"
+                    || t == "and"
+                    || CLAUSE_KEYWORDS.contains(&t.as_str())
+                    || JOIN_KEYWORDS.contains(&t.as_str())
+                {
                     break;
                 }
                 end += 1;
@@ -411,7 +468,12 @@ impl Parser<'_> {
         Ok((idx, val))
     }
 
-    fn parse_condition(&self, toks: &[String], start: usize, dt: &[String]) -> R<(usize, Condition)> {
+    fn parse_condition(
+        &self,
+        toks: &[String],
+        start: usize,
+        dt: &[String],
+    ) -> R<(usize, Condition)> {
         let mut idx = start;
         let mut conds = Vec::new();
         while idx < toks.len() {
@@ -442,7 +504,13 @@ impl Parser<'_> {
                 idx = next;
                 (val1, val2) = (v1, Val::None);
             }
-            conds.push(CondItem::Unit(CondUnit { not, op, val_unit, val1, val2 }));
+            conds.push(CondItem::Unit(CondUnit {
+                not,
+                op,
+                val_unit,
+                val1,
+                val2,
+            }));
             if let Some(t) = toks.get(idx) {
                 if ends_clause(t) || JOIN_KEYWORDS.contains(&t.as_str()) {
                     break;
@@ -484,11 +552,21 @@ impl Parser<'_> {
                 idx += 1;
             }
         }
-        Ok((idx, Select { distinct: Some(distinct), items }))
+        Ok((
+            idx,
+            Select {
+                distinct: Some(distinct),
+                items,
+            },
+        ))
     }
 
     #[allow(clippy::type_complexity)]
-    fn parse_from(&self, toks: &[String], start: usize) -> R<(usize, Vec<TableUnit>, Condition, Vec<String>)> {
+    fn parse_from(
+        &self,
+        toks: &[String],
+        start: usize,
+    ) -> R<(usize, Vec<TableUnit>, Condition, Vec<String>)> {
         let Some(from) = toks.iter().skip(start).position(|t| t == "from") else {
             return fail("'from' not found");
         };
@@ -537,14 +615,25 @@ impl Parser<'_> {
         Ok((idx, table_units, conds, default_tables))
     }
 
-    fn parse_clause_condition(&self, toks: &[String], start: usize, word: &str, dt: &[String]) -> R<(usize, Condition)> {
+    fn parse_clause_condition(
+        &self,
+        toks: &[String],
+        start: usize,
+        word: &str,
+        dt: &[String],
+    ) -> R<(usize, Condition)> {
         if !is_at(toks, start, word) {
             return Ok((start, vec![]));
         }
         self.parse_condition(toks, start + 1, dt)
     }
 
-    fn parse_group_by(&self, toks: &[String], start: usize, dt: &[String]) -> R<(usize, Vec<ColUnit>)> {
+    fn parse_group_by(
+        &self,
+        toks: &[String],
+        start: usize,
+        dt: &[String],
+    ) -> R<(usize, Vec<ColUnit>)> {
         let mut cols = Vec::new();
         if !is_at(toks, start, "group") {
             return Ok((start, cols));
@@ -568,7 +657,12 @@ impl Parser<'_> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn parse_order_by(&self, toks: &[String], start: usize, dt: &[String]) -> R<(usize, Option<(String, Vec<ValUnit>)>)> {
+    fn parse_order_by(
+        &self,
+        toks: &[String],
+        start: usize,
+        dt: &[String],
+    ) -> R<(usize, Option<(String, Vec<ValUnit>)>)> {
         if !is_at(toks, start, "order") {
             return Ok((start, None));
         }
@@ -607,7 +701,11 @@ impl Parser<'_> {
     }
 
     fn nested(&self) -> Parser<'_> {
-        Parser { schema: self.schema, aliases: self.aliases.clone(), depth: self.depth + 1 }
+        Parser {
+            schema: self.schema,
+            aliases: self.aliases.clone(),
+            depth: self.depth + 1,
+        }
     }
 
     fn parse_sql(&self, toks: &[String], start: usize) -> R<(usize, Sql)> {
@@ -648,7 +746,11 @@ impl Parser<'_> {
             except: None,
             union: None,
         };
-        if let Some(op) = toks.get(idx).filter(|t| matches!(t.as_str(), "intersect" | "union" | "except")).cloned() {
+        if let Some(op) = toks
+            .get(idx)
+            .filter(|t| matches!(t.as_str(), "intersect" | "union" | "except"))
+            .cloned()
+        {
             let (next, sub) = self.nested().parse_sql(toks, idx + 1)?;
             idx = next;
             let sub = Some(Box::new(sub));
@@ -675,27 +777,42 @@ mod tests {
 
     pub(crate) fn schema() -> ParseSchema {
         let mut t = IndexMap::new();
-        t.insert("singer".to_string(), vec!["singer_id".into(), "name".into(), "age".into()]);
-        t.insert("concert".to_string(), vec!["concert_id".into(), "singer_id".into(), "year".into()]);
+        t.insert(
+            "singer".to_string(),
+            vec!["singer_id".into(), "name".into(), "age".into()],
+        );
+        t.insert(
+            "concert".to_string(),
+            vec!["concert_id".into(), "singer_id".into(), "year".into()],
+        );
         ParseSchema::new(t)
     }
 
     #[test]
     fn parses_a_join_with_aliases() {
         let sql = get_sql(&schema(), "SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id WHERE T2.year > 2014").unwrap();
-        assert_eq!(sql.table_units, vec![TableUnit::Table("__singer__".into()), TableUnit::Table("__concert__".into())]);
+        assert_eq!(
+            sql.table_units,
+            vec![
+                TableUnit::Table("__singer__".into()),
+                TableUnit::Table("__concert__".into())
+            ]
+        );
         assert_eq!(sql.select.items[0].1.col1.col, "__singer.name__");
-        assert_eq!(cond_units(&sql.where_).next().unwrap().val1, Val::Num(2014.0));
+        assert_eq!(
+            cond_units(&sql.where_).next().unwrap().val1,
+            Val::Num(2014.0)
+        );
     }
 
     #[test]
     fn refuses_what_the_official_parser_refuses() {
         let s = schema();
         for q in [
-            "SELECT name AS n FROM singer ORDER BY n",     // column alias used later
-            "SELECT name FROM singer, concert",            // comma join
-            "SELECT round(age) FROM singer",               // unknown function
-            "SELECT name FROM singer LIMIT",               // LIMIT without a token
+            "SELECT name AS n FROM singer ORDER BY n", // column alias used later
+            "SELECT name FROM singer, concert",        // comma join
+            "SELECT round(age) FROM singer",           // unknown function
+            "SELECT name FROM singer LIMIT",           // LIMIT without a token
             "SELECT name FROM singer WHERE name = 'O''Neil", // odd quotes
             "DELETE FROM singer",
         ] {

@@ -108,7 +108,9 @@ fn find_column_permutation(gold: &[Row], pred: &[Row], order_matters: bool) -> b
         &mut used,
         &mut budget,
         &mut |perm: &[usize]| {
-            let permuted = pred.iter().map(|r| perm.iter().map(|&i| r[i].clone()).collect::<Row>());
+            let permuted = pred
+                .iter()
+                .map(|r| perm.iter().map(|&i| r[i].clone()).collect::<Row>());
             match &gold_counts {
                 None => permuted.eq(gold.iter().cloned()),
                 Some(counts) => count_rows(permuted) == *counts,
@@ -170,7 +172,12 @@ mod tests {
     #[test]
     fn empty_results_match_and_row_counts_must_agree() {
         assert!(result_eq(&[], &[], false, Compare::Official));
-        assert!(!result_eq(&rows(&[&[Int(1)]]), &[], false, Compare::Official));
+        assert!(!result_eq(
+            &rows(&[&[Int(1)]]),
+            &[],
+            false,
+            Compare::Official
+        ));
     }
 
     #[test]
@@ -203,16 +210,30 @@ mod tests {
         assert!(!result_eq(&g, &p, false, Compare::Official));
         assert!(result_eq(&g, &p, false, Compare::Strict));
         // A single column has nothing to reorder, so 1 == 1.0 holds in both.
-        assert!(result_eq(&rows(&[&[Int(1)]]), &rows(&[&[Real(1.0)]]), false, Compare::Official));
+        assert!(result_eq(
+            &rows(&[&[Int(1)]]),
+            &rows(&[&[Real(1.0)]]),
+            false,
+            Compare::Official
+        ));
     }
 
     #[test]
     fn wide_results_find_the_permutation() {
-        let g = rows(&[&[Int(1), Int(2), Int(3), Int(4), Int(5)], &[Int(6), Int(7), Int(8), Int(9), Int(10)]]);
-        let p = rows(&[&[Int(5), Int(4), Int(3), Int(2), Int(1)], &[Int(10), Int(9), Int(8), Int(7), Int(6)]]);
+        let g = rows(&[
+            &[Int(1), Int(2), Int(3), Int(4), Int(5)],
+            &[Int(6), Int(7), Int(8), Int(9), Int(10)],
+        ]);
+        let p = rows(&[
+            &[Int(5), Int(4), Int(3), Int(2), Int(1)],
+            &[Int(10), Int(9), Int(8), Int(7), Int(6)],
+        ]);
         assert!(result_eq(&g, &p, true, Compare::Official));
         // Same cells per row but columns mixed across rows: no single permutation.
-        let q = rows(&[&[Int(1), Int(2), Int(3), Int(4), Int(5)], &[Int(10), Int(9), Int(8), Int(7), Int(6)]]);
+        let q = rows(&[
+            &[Int(1), Int(2), Int(3), Int(4), Int(5)],
+            &[Int(10), Int(9), Int(8), Int(7), Int(6)],
+        ]);
         assert!(!result_eq(&g, &q, true, Compare::Official));
     }
 }

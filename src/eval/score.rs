@@ -1,7 +1,7 @@
 //! Scoring many examples in parallel.
 
 use super::exact::Hardness;
-use super::judge::{judge, DbContext, JudgeConfig, Mode, Status, Verdict};
+use super::judge::{DbContext, JudgeConfig, Mode, Status, Verdict, judge};
 use crate::dataset::schema::read_parse_schema;
 use crate::dataset::{Example, SchemaSet, Spider};
 use crate::report::{OfficialDiff, Summary};
@@ -55,10 +55,17 @@ pub struct Scorer {
 
 impl Scorer {
     /// Prepares the databases used by `examples`.
-    pub fn new<'a>(spider: &Spider, examples: impl IntoIterator<Item = &'a Example>, config: JudgeConfig) -> anyhow::Result<Scorer> {
+    pub fn new<'a>(
+        spider: &Spider,
+        examples: impl IntoIterator<Item = &'a Example>,
+        config: JudgeConfig,
+    ) -> anyhow::Result<Scorer> {
         let schemas = spider.load_schemas()?;
         let ids: BTreeSet<&str> = examples.into_iter().map(|e| e.db_id.as_str()).collect();
-        let contexts = ids.into_par_iter().map(|id| (id.to_string(), db_context(spider, &schemas, id))).collect();
+        let contexts = ids
+            .into_par_iter()
+            .map(|id| (id.to_string(), db_context(spider, &schemas, id)))
+            .collect();
         Ok(Scorer { contexts, config })
     }
 
@@ -72,9 +79,15 @@ impl Scorer {
         let ctx = &self.contexts[&example.db_id];
         let v = judge(ctx, &example.gold, pred, &self.config);
         let official = (self.config.mode == Mode::Strict).then(|| {
-            let cfg = JudgeConfig { mode: Mode::Official, ..self.config.clone() };
+            let cfg = JudgeConfig {
+                mode: Mode::Official,
+                ..self.config.clone()
+            };
             let o = judge(ctx, &example.gold, pred, &cfg);
-            OfficialVerdict { exec: o.exec, exact: o.exact }
+            OfficialVerdict {
+                exec: o.exec,
+                exact: o.exact,
+            }
         });
         Record {
             id: example.id,
@@ -93,7 +106,10 @@ impl Scorer {
 
     /// Judges every item in parallel; the records come back in input order.
     pub fn score_all(&self, items: &[(&Example, Option<&str>)]) -> Vec<Record> {
-        items.par_iter().map(|(e, p)| self.score_one(e, *p)).collect()
+        items
+            .par_iter()
+            .map(|(e, p)| self.score_one(e, *p))
+            .collect()
     }
 }
 
@@ -125,9 +141,18 @@ fn db_context(spider: &Spider, schemas: &SchemaSet, db_id: &str) -> DbContext {
     let keys = schema.map(|s| s.key_map()).unwrap_or_default();
     let from_json = || schema.map(|s| s.parse_schema()).unwrap_or_default();
     let files = spider.database_files(db_id);
-    let mut ctx = DbContext { db_id: db_id.to_string(), parse_schema: from_json(), keys, files, missing: None };
+    let mut ctx = DbContext {
+        db_id: db_id.to_string(),
+        parse_schema: from_json(),
+        keys,
+        files,
+        missing: None,
+    };
     if schema.is_none() {
-        ctx.missing = Some(format!("database {db_id} has no entry in {}", spider.tables_path().display()));
+        ctx.missing = Some(format!(
+            "database {db_id} has no entry in {}",
+            spider.tables_path().display()
+        ));
     } else if ctx.files.is_empty() {
         ctx.missing = Some(format!(
             "database {db_id} is missing: no .sqlite file in {}",

@@ -148,8 +148,8 @@ fn lex_rules() -> &'static [LexRule] {
 /// change where statements end.
 fn keyword_kind(word: &str) -> Kind {
     match word.to_uppercase().as_str() {
-        "BEGIN" | "DECLARE" | "TRANSACTION" | "WORK" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE" | "FOR"
-        | "WHILE" | "LOOP" | "DO" | "IF" | "CASE" | "END" | "GO" => Kind::Keyword,
+        "BEGIN" | "DECLARE" | "TRANSACTION" | "WORK" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE"
+        | "FOR" | "WHILE" | "LOOP" | "DO" | "IF" | "CASE" | "END" | "GO" => Kind::Keyword,
         "CREATE" => Kind::KeywordDdl,
         _ => Kind::Name,
     }
@@ -166,8 +166,14 @@ fn delimited_span(text: &str, pos: usize) -> Option<(usize, Kind)> {
     if let Some(after) = rest.strip_prefix("/*") {
         // A `/*+` hint is another token type, and its closer must start
         // after the '+'.
-        let (kind, skip) = if after.starts_with('+') { (Kind::Other, 1) } else { (Kind::CommentMultiline, 0) };
-        return after[skip..].find("*/").map(|i| (pos + 2 + skip + i + 2, kind));
+        let (kind, skip) = if after.starts_with('+') {
+            (Kind::Other, 1)
+        } else {
+            (Kind::CommentMultiline, 0)
+        };
+        return after[skip..]
+            .find("*/")
+            .map(|i| (pos + 2 + skip + i + 2, kind));
     }
     if rest.starts_with('$') {
         let prev = text[..pos].chars().next_back();
@@ -175,10 +181,13 @@ fn delimited_span(text: &str, pos: usize) -> Option<(usize, Kind)> {
             return None;
         }
         static TAG: OnceLock<regex::Regex> = OnceLock::new();
-        let tag_re = TAG.get_or_init(|| regex::Regex::new(r"(?i)^\$(?:[_A-ZÀ-Ü]\w*)?\$").expect("valid"));
+        let tag_re =
+            TAG.get_or_init(|| regex::Regex::new(r"(?i)^\$(?:[_A-ZÀ-Ü]\w*)?\$").expect("valid"));
         let tag = tag_re.find(rest)?.as_str();
         let body_start = pos + tag.len();
-        return text[body_start..].find(tag).map(|i| (body_start + i + tag.len(), Kind::Other));
+        return text[body_start..]
+            .find(tag)
+            .map(|i| (body_start + i + tag.len(), Kind::Other));
     }
     None
 }
@@ -189,7 +198,10 @@ fn lex(text: &str) -> Vec<Token<'_>> {
     let mut pos = 0;
     'outer: while pos < text.len() {
         if let Some((end, kind)) = delimited_span(text, pos) {
-            tokens.push(Token { kind, value: &text[pos..end] });
+            tokens.push(Token {
+                kind,
+                value: &text[pos..end],
+            });
             pos = end;
             continue;
         }
@@ -200,7 +212,9 @@ fn lex(text: &str) -> Vec<Token<'_>> {
                 Before::Any => true,
                 Before::NotWord => !prev.is_some_and(is_word_char),
                 Before::Dot => prev == Some('.'),
-                Before::NotWordOrCloser => !prev.is_some_and(|c| is_word_char(c) || c == ']' || c == ')'),
+                Before::NotWordOrCloser => {
+                    !prev.is_some_and(|c| is_word_char(c) || c == ']' || c == ')')
+                }
             };
             if !allowed {
                 continue;
@@ -220,7 +234,10 @@ fn lex(text: &str) -> Vec<Token<'_>> {
             }
         }
         let ch = rest.chars().next().expect("pos < len");
-        tokens.push(Token { kind: Kind::Other, value: &rest[..ch.len_utf8()] });
+        tokens.push(Token {
+            kind: Kind::Other,
+            value: &rest[..ch.len_utf8()],
+        });
         pos += ch.len_utf8();
     }
     tokens
@@ -249,7 +266,10 @@ impl Splitter {
                 Some(0)
             }
             "LOOP" | "DO" => {
-                if let Some(s) = self.unconfirmed_start.filter(|s| *s == "FOR" || *s == "WHILE") {
+                if let Some(s) = self
+                    .unconfirmed_start
+                    .filter(|s| *s == "FOR" || *s == "WHILE")
+                {
                     self.block_stack.push(s);
                     self.unconfirmed_start = None;
                     return Some(1);
@@ -338,7 +358,13 @@ impl Splitter {
         if self.seen_begin
             && matches!(
                 unified.as_str(),
-                "TRANSACTION" | "WORK" | "TRAN" | "DISTRIBUTED" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE"
+                "TRANSACTION"
+                    | "WORK"
+                    | "TRAN"
+                    | "DISTRIBUTED"
+                    | "DEFERRED"
+                    | "IMMEDIATE"
+                    | "EXCLUSIVE"
             )
         {
             self.seen_begin = false;
@@ -404,8 +430,16 @@ pub struct SqlParseError(pub String);
 pub fn remove_distinct(sql: &str, all_statements: bool) -> Result<String, SqlParseError> {
     // Fast path: nothing to remove and nothing that could end a statement.
     let lower_has = |needle: &str| sql.to_ascii_lowercase().contains(needle);
-    if !lower_has("distinct") && !sql.contains(';') && !sql.contains("GO") && !sql.contains("go") && sql.len() < 20_000 {
-        return if sql.chars().all(|c| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)) {
+    if !lower_has("distinct")
+        && !sql.contains(';')
+        && !sql.contains("GO")
+        && !sql.contains("go")
+        && sql.len() < 20_000
+    {
+        return if sql
+            .chars()
+            .all(|c| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
+        {
             Err(SqlParseError("no statement".into()))
         } else {
             Ok(sql.to_string())
@@ -414,7 +448,9 @@ pub fn remove_distinct(sql: &str, all_statements: bool) -> Result<String, SqlPar
     let statements = split(lex(sql));
     for st in &statements {
         if st.len() > MAX_GROUPING_TOKENS {
-            return Err(SqlParseError(format!("Maximum number of tokens exceeded ({MAX_GROUPING_TOKENS}).")));
+            return Err(SqlParseError(format!(
+                "Maximum number of tokens exceeded ({MAX_GROUPING_TOKENS})."
+            )));
         }
         let mut depth: i64 = 0;
         for t in st {
@@ -426,12 +462,20 @@ pub fn remove_distinct(sql: &str, all_statements: bool) -> Result<String, SqlPar
                 };
             }
             if depth > MAX_GROUPING_DEPTH {
-                return Err(SqlParseError(format!("Maximum grouping depth exceeded ({MAX_GROUPING_DEPTH}).")));
+                return Err(SqlParseError(format!(
+                    "Maximum grouping depth exceeded ({MAX_GROUPING_DEPTH})."
+                )));
             }
         }
     }
-    let Some(first) = statements.first() else { return Err(SqlParseError("no statement".into())) };
-    let keep = if all_statements { &statements[..] } else { std::slice::from_ref(first) };
+    let Some(first) = statements.first() else {
+        return Err(SqlParseError("no statement".into()));
+    };
+    let keep = if all_statements {
+        &statements[..]
+    } else {
+        std::slice::from_ref(first)
+    };
     Ok(keep
         .iter()
         .flatten()
@@ -452,21 +496,51 @@ mod tests {
 
     #[test]
     fn removes_distinct_tokens_only() {
-        assert_eq!(remove_distinct("SELECT DISTINCT name FROM t", false).unwrap(), "SELECT  name FROM t");
-        assert_eq!(remove_distinct("SELECT count(DISTINCT name) FROM t", false).unwrap(), "SELECT count( name) FROM t");
-        assert_eq!(remove_distinct("SELECT distinct_col FROM t WHERE x = 'distinct'", false).unwrap(), "SELECT distinct_col FROM t WHERE x = 'distinct'");
-        assert_eq!(remove_distinct("SELECT t.distinct FROM t", false).unwrap(), "SELECT t. FROM t");
+        assert_eq!(
+            remove_distinct("SELECT DISTINCT name FROM t", false).unwrap(),
+            "SELECT  name FROM t"
+        );
+        assert_eq!(
+            remove_distinct("SELECT count(DISTINCT name) FROM t", false).unwrap(),
+            "SELECT count( name) FROM t"
+        );
+        assert_eq!(
+            remove_distinct("SELECT distinct_col FROM t WHERE x = 'distinct'", false).unwrap(),
+            "SELECT distinct_col FROM t WHERE x = 'distinct'"
+        );
+        assert_eq!(
+            remove_distinct("SELECT t.distinct FROM t", false).unwrap(),
+            "SELECT t. FROM t"
+        );
     }
 
     #[test]
     fn keeps_only_the_first_statement() {
-        assert_eq!(remove_distinct("SELECT 1; DROP TABLE t", false).unwrap(), "SELECT 1; ");
-        assert_eq!(remove_distinct("SELECT 1;\nDROP TABLE t", false).unwrap(), "SELECT 1;");
-        assert_eq!(remove_distinct("SELECT ';' ; x", false).unwrap(), "SELECT ';' ; ");
-        assert_eq!(remove_distinct("SELECT 1 -- c;\n; y", false).unwrap(), "SELECT 1 -- c;\n; ");
+        assert_eq!(
+            remove_distinct("SELECT 1; DROP TABLE t", false).unwrap(),
+            "SELECT 1; "
+        );
+        assert_eq!(
+            remove_distinct("SELECT 1;\nDROP TABLE t", false).unwrap(),
+            "SELECT 1;"
+        );
+        assert_eq!(
+            remove_distinct("SELECT ';' ; x", false).unwrap(),
+            "SELECT ';' ; "
+        );
+        assert_eq!(
+            remove_distinct("SELECT 1 -- c;\n; y", false).unwrap(),
+            "SELECT 1 -- c;\n; "
+        );
         // A ';' inside parentheses does not split.
-        assert_eq!(remove_distinct("SELECT (1; 2)", false).unwrap(), "SELECT (1; 2)");
-        assert_eq!(remove_distinct("SELECT 1; DROP TABLE t", true).unwrap(), "SELECT 1; DROP TABLE t");
+        assert_eq!(
+            remove_distinct("SELECT (1; 2)", false).unwrap(),
+            "SELECT (1; 2)"
+        );
+        assert_eq!(
+            remove_distinct("SELECT 1; DROP TABLE t", true).unwrap(),
+            "SELECT 1; DROP TABLE t"
+        );
         assert_eq!(statement_count("SELECT 1; DROP TABLE t"), 2);
     }
 

@@ -40,13 +40,19 @@ fn rules() -> &'static Rules {
             rule(r"(?i)(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)", "$1 "),
         ],
         punctuation: vec![
-            rule(r#"([^\.])(\.)([\]\)}>"'»”’ ]*)[\s\x1c-\x1f]*(?=\n?\z)"#, "$1 $2 $3 "),
+            rule(
+                r#"([^\.])(\.)([\]\)}>"'»”’ ]*)[\s\x1c-\x1f]*(?=\n?\z)"#,
+                "$1 $2 $3 ",
+            ),
             rule(r"([:,])([^\d])", " $1 $2"),
             rule(r"([:,])(?=\n?\z)", " $1 "),
             rule(r"\.{2,}", " $0 "),
             rule(r"[;@#$%&]", " $0 "),
             rule(r"[\u{2012}-\u{2015}]", " $0 "),
-            rule(r#"([^\.])(\.)([\]\)}>"']*)[\s\x1c-\x1f]*(?=\n?\z)"#, "$1 $2$3 "),
+            rule(
+                r#"([^\.])(\.)([\]\)}>"']*)[\s\x1c-\x1f]*(?=\n?\z)"#,
+                "$1 $2$3 ",
+            ),
             rule(r"[?!]", " $0 "),
             rule(r"([^'])' ", "$1 ' "),
             rule(r"[*]", " $0 "),
@@ -123,8 +129,16 @@ pub struct UnbalancedQuotes;
 /// joined into one operator.
 pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
     // Python indexes strings by code point, and so do the placeholder keys.
-    let mut chars: Vec<char> = query.chars().map(|c| if c == '\'' { '"' } else { c }).collect();
-    let quotes: Vec<usize> = chars.iter().enumerate().filter(|(_, c)| **c == '"').map(|(i, _)| i).collect();
+    let mut chars: Vec<char> = query
+        .chars()
+        .map(|c| if c == '\'' { '"' } else { c })
+        .collect();
+    let quotes: Vec<usize> = chars
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == '"')
+        .map(|(i, _)| i)
+        .collect();
     if quotes.len() % 2 != 0 {
         return Err(UnbalancedQuotes);
     }
@@ -137,7 +151,10 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
         literals.push((key, literal));
     }
     let text: String = chars.into_iter().collect();
-    let mut toks: Vec<String> = word_tokenize(&text).into_iter().map(|t| t.to_lowercase()).collect();
+    let mut toks: Vec<String> = word_tokenize(&text)
+        .into_iter()
+        .map(|t| t.to_lowercase())
+        .collect();
     for tok in toks.iter_mut() {
         if let Some((_, literal)) = literals.iter().find(|(k, _)| k == tok) {
             *tok = literal.clone();
@@ -149,17 +166,28 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
 /// The `!=`/`>=`/`<=` joining loop, with Python's indexing (for an `=` at
 /// position 0, `toks[-1]` is the last token and `toks[:-1]` drops it).
 fn join_comparison_operators(mut toks: Vec<String>) -> Vec<String> {
-    let eq_idxs: Vec<usize> = toks.iter().enumerate().filter(|(_, t)| *t == "=").map(|(i, _)| i).collect();
+    let eq_idxs: Vec<usize> = toks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| *t == "=")
+        .map(|(i, _)| i)
+        .collect();
     for &eq in eq_idxs.iter().rev() {
         let n = toks.len() as isize;
         let prev_idx = eq as isize - 1;
         let prev_pos = if prev_idx < 0 { prev_idx + n } else { prev_idx };
-        let Some(prev) = toks.get(prev_pos as usize).cloned() else { continue };
+        let Some(prev) = toks.get(prev_pos as usize).cloned() else {
+            continue;
+        };
         if !matches!(prev.as_str(), "!" | ">" | "<") {
             continue;
         }
         // toks[:eq-1] + [prev + "="] + toks[eq+1:]
-        let head_end = if prev_idx < 0 { (prev_idx + n).max(0) as usize } else { prev_idx as usize };
+        let head_end = if prev_idx < 0 {
+            (prev_idx + n).max(0) as usize
+        } else {
+            prev_idx as usize
+        };
         let mut joined: Vec<String> = toks[..head_end.min(toks.len())].to_vec();
         joined.push(format!("{prev}="));
         joined.extend_from_slice(&toks[(eq + 1).min(toks.len())..]);
@@ -180,20 +208,41 @@ mod tests {
     fn splits_like_nltk() {
         assert_eq!(
             toks("SELECT count(*) FROM singer WHERE age >= 20."),
-            ["select", "count", "(", "*", ")", "from", "singer", "where", "age", ">=", "20", "."]
+            [
+                "select", "count", "(", "*", ")", "from", "singer", "where", "age", ">=", "20", "."
+            ]
         );
-        assert_eq!(toks("SELECT T1.name, T2.id FROM a AS T1"), ["select", "t1.name", ",", "t2.id", "from", "a", "as", "t1"]);
+        assert_eq!(
+            toks("SELECT T1.name, T2.id FROM a AS T1"),
+            ["select", "t1.name", ",", "t2.id", "from", "a", "as", "t1"]
+        );
         // NLTK does not split '=' from its neighbours.
         assert_eq!(toks("a=b"), ["a=b"]);
         // ...but it splits contractions such as "cannot".
-        assert_eq!(toks("select cannot from t"), ["select", "can", "not", "from", "t"]);
+        assert_eq!(
+            toks("select cannot from t"),
+            ["select", "can", "not", "from", "t"]
+        );
     }
 
     #[test]
     fn string_literals_stay_whole_with_case() {
         assert_eq!(
             toks("SELECT name FROM t WHERE x = 'New York' AND y != \"A b\""),
-            ["select", "name", "from", "t", "where", "x", "=", "\"New York\"", "and", "y", "!=", "\"A b\""]
+            [
+                "select",
+                "name",
+                "from",
+                "t",
+                "where",
+                "x",
+                "=",
+                "\"New York\"",
+                "and",
+                "y",
+                "!=",
+                "\"A b\""
+            ]
         );
         assert_eq!(tokenize("select 'it''s"), Err(UnbalancedQuotes));
     }
@@ -202,6 +251,9 @@ mod tests {
     fn operator_joining_uses_python_indexing() {
         assert_eq!(toks("< = 1"), ["<=", "1"]);
         // '=' first: toks[-1] is '<', so the result is toks[:-1] + ['<='] + toks[1:]
-        assert_eq!(join_comparison_operators(vec!["=".into(), "a".into(), "<".into()]), ["=", "a", "<=", "a", "<"]);
+        assert_eq!(
+            join_comparison_operators(vec!["=".into(), "a".into(), "<".into()]),
+            ["=", "a", "<=", "a", "<"]
+        );
     }
 }

@@ -22,14 +22,14 @@
 // tail (Python's one-statement rule) and per-statement read-only checks.
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use crate::eval::pyvalue::{decode_utf8_ignore, Value};
+use crate::eval::pyvalue::{Value, decode_utf8_ignore};
 use crate::eval::result_eq::Row;
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{CStr, c_char, c_int};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -47,7 +47,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: Duration::from_secs(30), max_rows: 5_000_000, max_bytes: 512 << 20 }
+        Limits {
+            timeout: Duration::from_secs(30),
+            max_rows: 5_000_000,
+            max_bytes: 512 << 20,
+        }
     }
 }
 
@@ -66,10 +70,32 @@ pub enum Outcome {
 /// verdicts were measured with: there they fail with "no such function", so
 /// they are refused here too.
 const FUNCTIONS_AFTER_3_40: &[&str] = &[
-    "concat", "concat_ws", "octet_length", "timediff", "string_agg", "unistr", "unistr_quote", "if",
-    "jsonb", "jsonb_array", "jsonb_extract", "jsonb_group_array", "jsonb_group_object", "jsonb_insert",
-    "jsonb_object", "jsonb_patch", "jsonb_remove", "jsonb_replace", "jsonb_set", "json_pretty",
-    "median", "percentile", "percentile_cont", "percentile_disc", "json_array_insert", "jsonb_array_insert",
+    "concat",
+    "concat_ws",
+    "octet_length",
+    "timediff",
+    "string_agg",
+    "unistr",
+    "unistr_quote",
+    "if",
+    "jsonb",
+    "jsonb_array",
+    "jsonb_extract",
+    "jsonb_group_array",
+    "jsonb_group_object",
+    "jsonb_insert",
+    "jsonb_object",
+    "jsonb_patch",
+    "jsonb_remove",
+    "jsonb_replace",
+    "jsonb_set",
+    "json_pretty",
+    "median",
+    "percentile",
+    "percentile_cont",
+    "percentile_disc",
+    "json_array_insert",
+    "jsonb_array_insert",
 ];
 
 /// Process-wide SQLite heap ceiling: allocation past it fails with SQLITE_NOMEM.
@@ -128,7 +154,10 @@ impl Sandbox {
         HEAP.get_or_init(|| unsafe {
             ffi::sqlite3_hard_heap_limit64(SQLITE_HEAP_LIMIT);
         });
-        Sandbox { dbs: HashMap::new(), deadline: Arc::new(AtomicU64::new(u64::MAX)) }
+        Sandbox {
+            dbs: HashMap::new(),
+            deadline: Arc::new(AtomicU64::new(u64::MAX)),
+        }
     }
 
     /// Runs `sql` (one statement, as Python's `cursor.execute`) against the
@@ -166,7 +195,9 @@ impl Sandbox {
     fn db(&mut self, path: &Path) -> rusqlite::Result<&Db> {
         if !self.dbs.contains_key(path) {
             let uri = format!("file:{}?immutable=1", uri_path(path));
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let mut conn = Connection::open_with_flags(uri, flags)?;
             let log = Arc::new(Mutex::new(AuthLog::default()));
             configure(&mut conn, &self.deadline, Some(log.clone()))?;
@@ -208,20 +239,30 @@ fn uri_path(path: &Path) -> String {
 
 /// A writable in-memory copy of the database, for statements that write.
 fn private_copy(path: &Path, deadline: &Arc<AtomicU64>) -> rusqlite::Result<Connection> {
-    let bytes = std::fs::read(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let mut conn = Connection::open_in_memory()?;
     conn.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], bytes.len(), false)?;
     configure(&mut conn, deadline, None)?;
     Ok(conn)
 }
 
-fn configure(conn: &mut Connection, deadline: &Arc<AtomicU64>, log: Option<Arc<Mutex<AuthLog>>>) -> rusqlite::Result<()> {
+fn configure(
+    conn: &mut Connection,
+    deadline: &Arc<AtomicU64>,
+    log: Option<Arc<Mutex<AuthLog>>>,
+) -> rusqlite::Result<()> {
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, SQLITE_MAX_LENGTH)?;
     // No ATTACH (and so no VACUUM INTO): nothing may create a file.
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     let d = deadline.clone();
-    conn.progress_handler(PROGRESS_PERIOD, Some(move || now_nanos() > d.load(Ordering::Relaxed)))?;
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&ctx, log.as_deref())))?;
+    conn.progress_handler(
+        PROGRESS_PERIOD,
+        Some(move || now_nanos() > d.load(Ordering::Relaxed)),
+    )?;
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        authorize(&ctx, log.as_deref())
+    }))?;
     Ok(())
 }
 
@@ -229,7 +270,10 @@ fn authorize(ctx: &AuthContext<'_>, log: Option<&Mutex<AuthLog>>) -> Authorizati
     let read = match ctx.action {
         AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => true,
         AuthAction::Function { function_name } => {
-            if FUNCTIONS_AFTER_3_40.iter().any(|f| f.eq_ignore_ascii_case(function_name)) {
+            if FUNCTIONS_AFTER_3_40
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(function_name))
+            {
                 return Authorization::Deny;
             }
             true
@@ -289,7 +333,9 @@ struct Prepared {
 }
 
 unsafe fn errmsg(db: *mut ffi::sqlite3) -> String {
-    CStr::from_ptr(ffi::sqlite3_errmsg(db)).to_string_lossy().into_owned()
+    CStr::from_ptr(ffi::sqlite3_errmsg(db))
+        .to_string_lossy()
+        .into_owned()
 }
 
 unsafe fn prepare(conn: &Connection, sql: &str) -> Result<Prepared, String> {
@@ -297,12 +343,18 @@ unsafe fn prepare(conn: &Connection, sql: &str) -> Result<Prepared, String> {
     let mut stmt = std::ptr::null_mut();
     let mut tail: *const c_char = std::ptr::null();
     let head = sql.as_ptr().cast::<c_char>();
-    let Ok(len) = c_int::try_from(sql.len()) else { return Err("query too long".into()) };
+    let Ok(len) = c_int::try_from(sql.len()) else {
+        return Err("query too long".into());
+    };
     let rc = ffi::sqlite3_prepare_v2(db, head, len, &mut stmt, &mut tail);
     if rc != ffi::SQLITE_OK {
         return Err(errmsg(db));
     }
-    let tail = if tail.is_null() { sql.len() } else { tail.offset_from(head) as usize };
+    let tail = if tail.is_null() {
+        sql.len()
+    } else {
+        tail.offset_from(head) as usize
+    };
     Ok(Prepared { stmt, tail })
 }
 
@@ -311,7 +363,8 @@ unsafe fn classify(conn: &Connection, sql: &str, log: &Mutex<AuthLog>) -> Result
     if p.stmt.is_null() {
         return Ok(false);
     }
-    let readonly = ffi::sqlite3_stmt_readonly(p.stmt) != 0 && !log.lock().expect("auth log").not_a_read;
+    let readonly =
+        ffi::sqlite3_stmt_readonly(p.stmt) != 0 && !log.lock().expect("auth log").not_a_read;
     ffi::sqlite3_finalize(p.stmt);
     // Trailing semicolons are fine; another statement is not.
     let rest = sql[p.tail..].trim_start_matches(|c: char| c == ';' || c.is_whitespace());
@@ -331,7 +384,9 @@ unsafe fn run_statement(
     };
     if lstrip_sql(&sql.as_bytes()[p.tail..]).is_some() {
         ffi::sqlite3_finalize(p.stmt);
-        return Run::Done(Outcome::Error("You can only execute one statement at a time.".into()));
+        return Run::Done(Outcome::Error(
+            "You can only execute one statement at a time.".into(),
+        ));
     }
     if p.stmt.is_null() {
         return Run::Done(Outcome::Rows(vec![]));
@@ -347,7 +402,12 @@ unsafe fn run_statement(
     Run::Done(outcome)
 }
 
-unsafe fn fetch_all(db: *mut ffi::sqlite3, stmt: *mut ffi::sqlite3_stmt, limits: &Limits, deadline: u64) -> Outcome {
+unsafe fn fetch_all(
+    db: *mut ffi::sqlite3,
+    stmt: *mut ffi::sqlite3_stmt,
+    limits: &Limits,
+    deadline: u64,
+) -> Outcome {
     let ncols = ffi::sqlite3_column_count(stmt);
     let mut rows = Vec::new();
     let mut bytes = 0usize;
@@ -368,7 +428,10 @@ unsafe fn fetch_all(db: *mut ffi::sqlite3, stmt: *mut ffi::sqlite3_stmt, limits:
                     row.push(v);
                 }
                 if bytes > limits.max_bytes {
-                    return Outcome::Error(format!("result larger than {} bytes", limits.max_bytes));
+                    return Outcome::Error(format!(
+                        "result larger than {} bytes",
+                        limits.max_bytes
+                    ));
                 }
                 rows.push(row);
             }
@@ -386,13 +449,21 @@ unsafe fn read_cell(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Value {
         ffi::SQLITE_TEXT => {
             let p = ffi::sqlite3_column_text(stmt, i);
             let n = ffi::sqlite3_column_bytes(stmt, i) as usize;
-            let bytes = if p.is_null() { &[][..] } else { std::slice::from_raw_parts(p, n) };
+            let bytes = if p.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p, n)
+            };
             Value::Text(decode_utf8_ignore(bytes))
         }
         ffi::SQLITE_BLOB => {
             let p = ffi::sqlite3_column_blob(stmt, i).cast::<u8>();
             let n = ffi::sqlite3_column_bytes(stmt, i) as usize;
-            Value::Blob(if p.is_null() { vec![] } else { std::slice::from_raw_parts(p, n).to_vec() })
+            Value::Blob(if p.is_null() {
+                vec![]
+            } else {
+                std::slice::from_raw_parts(p, n).to_vec()
+            })
         }
         _ => Value::Null,
     }

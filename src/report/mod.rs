@@ -3,7 +3,7 @@
 
 use crate::eval::exact::Hardness;
 use crate::eval::judge::{Status, Verdict};
-use comfy_table::{presets, Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -35,11 +35,7 @@ impl LevelCounts {
 }
 
 fn ratio(n: usize, d: usize) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
-    }
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
 
 /// The official table plus failure counts.
@@ -76,7 +72,13 @@ impl Summary {
             if !v.status.is_scored() {
                 continue;
             }
-            for counts in [Some(&mut s.all), v.hardness.and_then(|h| s.levels.get_mut(&h))].into_iter().flatten() {
+            for counts in [
+                Some(&mut s.all),
+                v.hardness.and_then(|h| s.levels.get_mut(&h)),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 counts.count += 1;
                 counts.exec_correct += usize::from(v.exec == Some(true));
                 counts.exact_correct += usize::from(v.exact == Some(true));
@@ -90,8 +92,10 @@ impl Summary {
     }
 
     fn columns(&self) -> Vec<(&'static str, &LevelCounts)> {
-        let mut cols: Vec<(&'static str, &LevelCounts)> =
-            Hardness::ALL.iter().map(|h| (h.as_str(), &self.levels[h])).collect();
+        let mut cols: Vec<(&'static str, &LevelCounts)> = Hardness::ALL
+            .iter()
+            .map(|h| (h.as_str(), &self.levels[h]))
+            .collect();
         cols.push(("all", &self.all));
         cols
     }
@@ -99,13 +103,23 @@ impl Summary {
     /// Rows of the official layout: (label, cell per column).
     fn rows(&self) -> Vec<(String, Vec<String>)> {
         let cols = self.columns();
-        let row = |f: &dyn Fn(&LevelCounts) -> String| cols.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+        let row =
+            |f: &dyn Fn(&LevelCounts) -> String| cols.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
         vec![
             ("count".into(), row(&|c| c.count.to_string())),
-            ("execution".into(), row(&|c| format!("{:.3}", c.exec_accuracy()))),
-            ("exact match".into(), row(&|c| format!("{:.3}", c.exact_accuracy()))),
+            (
+                "execution".into(),
+                row(&|c| format!("{:.3}", c.exec_accuracy())),
+            ),
+            (
+                "exact match".into(),
+                row(&|c| format!("{:.3}", c.exact_accuracy())),
+            ),
             ("execution (n)".into(), row(&|c| c.exec_correct.to_string())),
-            ("exact match (n)".into(), row(&|c| c.exact_correct.to_string())),
+            (
+                "exact match (n)".into(),
+                row(&|c| c.exact_correct.to_string()),
+            ),
         ]
     }
 
@@ -140,11 +154,19 @@ impl Summary {
         let mut t = Table::new();
         t.load_style(presets::UTF8_FULL_CONDENSED);
         let mut header = vec![Cell::new("")];
-        header.extend(self.columns().iter().map(|(name, _)| Cell::new(name).set_alignment(CellAlignment::Right)));
+        header.extend(
+            self.columns()
+                .iter()
+                .map(|(name, _)| Cell::new(name).set_alignment(CellAlignment::Right)),
+        );
         t.set_header(header);
         for (label, cells) in self.rows() {
             let mut r = vec![Cell::new(label)];
-            r.extend(cells.into_iter().map(|c| Cell::new(c).set_alignment(CellAlignment::Right)));
+            r.extend(
+                cells
+                    .into_iter()
+                    .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
+            );
             t.add_row(r);
         }
         format!("{t}\n{}\n", self.footer().join("\n"))
@@ -152,7 +174,11 @@ impl Summary {
 
     fn render_markdown(&self) -> String {
         let names: Vec<&str> = self.columns().iter().map(|(n, _)| *n).collect();
-        let mut out = format!("| | {} |\n|---|{}\n", names.join(" | "), "---:|".repeat(names.len()));
+        let mut out = format!(
+            "| | {} |\n|---|{}\n",
+            names.join(" | "),
+            "---:|".repeat(names.len())
+        );
         for (label, cells) in self.rows() {
             out.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
         }
@@ -163,7 +189,8 @@ impl Summary {
     }
 
     fn render_csv(&self) -> String {
-        let mut out = String::from("level,count,exec_correct,exact_correct,execution,exact_match\n");
+        let mut out =
+            String::from("level,count,exec_correct,exact_correct,execution,exact_match\n");
         for (name, c) in self.columns() {
             out.push_str(&format!(
                 "{name},{},{},{},{:.6},{:.6}\n",

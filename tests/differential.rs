@@ -1,0 +1,105 @@
+//! spider-bench's official mode against the official evaluator, example by
+//! example, on tens of thousands of predictions derived from the dev golds
+//! (correct, subtly wrong, broken and hostile; see tests/common/mutations.rs).
+//! The official verdicts in tests/data/official_verdicts.tsv were computed by
+//! tools/official_verdicts.py with test-suite-sql-eval.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::mutations::{MUTATIONS, predictions};
+use spider_bench::dataset::{Spider, Split};
+use spider_bench::eval::judge::JudgeConfig;
+use spider_bench::eval::score::Scorer;
+use std::collections::HashMap;
+
+struct Official {
+    sha: String,
+    exec: Option<bool>,
+    exact: Option<bool>,
+    hardness: String,
+}
+
+fn load_verdicts() -> HashMap<(String, usize), Official> {
+    let text = include_str!("data/official_verdicts.tsv");
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let bit = |s: &str| match s {
+                "1" => Some(true),
+                "0" | "crash" => Some(false),
+                _ => None, // timeout in the official run: no verdict
+            };
+            (
+                (f[0].to_string(), f[1].parse().unwrap()),
+                Official {
+                    sha: f[2].into(),
+                    exec: bit(f[3]),
+                    exact: bit(f[4]),
+                    hardness: f[5].into(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// SHA-1, first 12 hex digits (what tools/official_verdicts.py records).
+fn sha1_12(s: &str) -> String {
+    hex::encode(sha1_smol::Sha1::from(s).digest().bytes())[..12].to_string()
+}
+
+#[test]
+fn official_mode_matches_the_official_evaluator() {
+    let Some(data) = common::real_spider("official_mode_matches_the_official_evaluator") else {
+        return;
+    };
+    let spider = Spider::open(&data).unwrap();
+    let examples = spider.load_split(Split::Dev).unwrap();
+    let verdicts = load_verdicts();
+    let scorer = Scorer::new(&spider, &examples, JudgeConfig::default()).unwrap();
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for m in MUTATIONS {
+        let preds = predictions(&examples, m);
+        let items: Vec<_> = preds
+            .iter()
+            .map(|(id, sql)| (&examples[*id], Some(sql.as_str())))
+            .collect();
+        let records = scorer.score_all(&items);
+        for ((id, sql), r) in preds.iter().zip(&records) {
+            let Some(o) = verdicts.get(&(m.name.to_string(), *id)) else {
+                continue;
+            };
+            assert_eq!(
+                o.sha,
+                sha1_12(sql),
+                "{} #{id}: the prediction changed since the verdicts were computed; regenerate them",
+                m.name
+            );
+            if o.exec.is_none() {
+                continue;
+            }
+            compared += 1;
+            let hardness = r.hardness.map(|h| h.to_string()).unwrap_or_default();
+            if r.exec != o.exec || r.exact != o.exact || hardness != o.hardness {
+                mismatches.push(format!(
+                    "{} #{id} ({}): official exec={:?} exact={:?} {} / spider-bench exec={:?} exact={:?} {} [{}: {}]\n    {sql}",
+                    m.name, r.db_id, o.exec, o.exact, o.hardness, r.exec, r.exact, hardness, r.status.as_str(), r.error.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} verdicts differ:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(compared > 20_000, "only {compared} verdicts compared");
+    eprintln!("{compared} verdicts compared, all equal");
+}
