@@ -17,7 +17,9 @@ NLTK's word_tokenize is called with preserve_line=True (the punkt model cannot
 be downloaded here). The evaluator writes to the database files (DDL is
 committed), so it runs on a scratch copy that is restored whenever a file
 changes. Output columns: mutation, id, sha1 of the prediction (first 12 hex
-digits), exec (0/1), exact (0/1), hardness.
+digits), exec (0/1), exact (0/1), hardness. Where the official run would
+stop (an exception, e.g. sqlparse finds no statement in an empty prediction)
+exec is `crash`; where it runs past --timeout, `timeout`: neither is compared.
 """
 import argparse, hashlib, json, os, shutil, signal, sys, tempfile, glob
 
@@ -107,6 +109,8 @@ def main():
                     e, x, h = verdict(sql, g_str, db_name)
                 except TimeoutError:
                     e, x, h = "timeout", "timeout", "-"
+                except Exception:  # the official run would abort here
+                    e, x, h = "crash", "crash", "-"
                 finally:
                     signal.alarm(0)
                 if stamp(db_name) != before:

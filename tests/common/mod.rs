@@ -23,3 +23,68 @@ pub fn real_spider(test: &str) -> Option<PathBuf> {
     );
     None
 }
+
+use spider_bench::dataset::{Example, Spider};
+use spider_bench::eval::judge::JudgeConfig;
+use spider_bench::eval::score::{Record, Scorer};
+use std::sync::OnceLock;
+
+/// A private copy of tests/fixtures/mini with its SQLite files built from
+/// the committed schema.sql scripts (one copy per test process).
+pub fn mini_spider() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mini");
+        let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mini-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dst);
+        copy_dir(&src, &dst);
+        for entry in std::fs::read_dir(dst.join("database")).unwrap() {
+            let dir = entry.unwrap().path();
+            let db_id = dir.file_name().unwrap().to_string_lossy().to_string();
+            let script = std::fs::read_to_string(dir.join("schema.sql")).unwrap();
+            let conn = rusqlite::Connection::open(dir.join(format!("{db_id}.sqlite"))).unwrap();
+            conn.execute_batch(&script).unwrap();
+        }
+        dst
+    })
+    .clone()
+}
+
+fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// Judges `pred` against `gold` on a database of the mini fixture.
+pub fn judge_mini(db_id: &str, gold: &str, pred: &str, config: JudgeConfig) -> Record {
+    let spider = Spider::open(&mini_spider()).unwrap();
+    let example = Example { id: 0, db_id: db_id.into(), question: String::new(), gold: gold.into() };
+    let scorer = Scorer::new(&spider, [&example], config).unwrap();
+    scorer.score_one(&example, Some(pred))
+}
+
+/// SHA-256 of every file under `dir`, by path.
+pub fn hash_tree(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), hex::encode(Sha256::digest(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    out
+}
