@@ -35,7 +35,8 @@ pub fn mini_spider() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mini");
-        let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mini-{}", std::process::id()));
+        let dst =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mini-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dst);
         copy_dir(&src, &dst);
         for entry in std::fs::read_dir(dst.join("database")).unwrap() {
@@ -66,7 +67,12 @@ fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
 /// Judges `pred` against `gold` on a database of the mini fixture.
 pub fn judge_mini(db_id: &str, gold: &str, pred: &str, config: JudgeConfig) -> Record {
     let spider = Spider::open(&mini_spider()).unwrap();
-    let example = Example { id: 0, db_id: db_id.into(), question: String::new(), gold: gold.into() };
+    let example = Example {
+        id: 0,
+        db_id: db_id.into(),
+        question: String::new(),
+        gold: gold.into(),
+    };
     let scorer = Scorer::new(&spider, [&example], config).unwrap();
     scorer.score_one(&example, Some(pred))
 }
@@ -82,7 +88,10 @@ pub fn hash_tree(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, S
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.clone(), hex::encode(Sha256::digest(std::fs::read(&p).unwrap())));
+                out.insert(
+                    p.clone(),
+                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
+                );
             }
         }
     }
