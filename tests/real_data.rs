@@ -7,12 +7,15 @@ mod common;
 use spider_bench::dataset::{Spider, Split};
 use spider_bench::eval::exact::Hardness;
 use spider_bench::eval::judge::{JudgeConfig, Mode, Status};
-use spider_bench::eval::score::{summarize, Scorer};
+use spider_bench::eval::score::{Scorer, summarize};
 use std::collections::BTreeMap;
 
 #[test]
 fn gold_as_prediction_scores_972_of_972_and_skips_wta_1() {
-    let Some(data) = common::real_spider("gold_as_prediction_scores_972_of_972_and_skips_wta_1") else { return };
+    let Some(data) = common::real_spider("gold_as_prediction_scores_972_of_972_and_skips_wta_1")
+    else {
+        return;
+    };
     let spider = Spider::open(&data).unwrap();
     let dev = spider.load_split(Split::Dev).unwrap();
     assert_eq!(dev.len(), 1034);
@@ -21,32 +24,55 @@ fn gold_as_prediction_scores_972_of_972_and_skips_wta_1() {
     let items: Vec<_> = dev.iter().map(|e| (e, Some(e.gold.as_str()))).collect();
     let records = scorer.score_all(&items);
     let s = summarize(&records);
-    assert_eq!((s.all.count, s.all.exec_correct, s.all.exact_correct), (972, 972, 972));
+    assert_eq!(
+        (s.all.count, s.all.exec_correct, s.all.exact_correct),
+        (972, 972, 972)
+    );
     assert_eq!(s.statuses["skipped"], 62);
-    assert!(records.iter().filter(|r| r.status == Status::Skipped).all(|r| r.db_id == "wta_1" && r.error.as_deref().unwrap().contains("wta_1")));
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.status == Status::Skipped)
+            .all(|r| r.db_id == "wta_1" && r.error.as_deref().unwrap().contains("wta_1"))
+    );
     // Hardness on all 1034 (skipped ones included), and on the 972 scored.
     let mut all: BTreeMap<Hardness, usize> = BTreeMap::new();
     for r in &records {
         *all.entry(r.hardness.unwrap()).or_default() += 1;
     }
-    assert_eq!(all.values().copied().collect::<Vec<_>>(), [248, 446, 174, 166]);
+    assert_eq!(
+        all.values().copied().collect::<Vec<_>>(),
+        [248, 446, 174, 166]
+    );
     let scored: Vec<usize> = Hardness::ALL.iter().map(|h| s.levels[h].count).collect();
     assert_eq!(scored, [232, 416, 160, 164]);
-    assert_eq!(before, common::hash_tree(&data.join("database/concert_singer")));
+    assert_eq!(
+        before,
+        common::hash_tree(&data.join("database/concert_singer"))
+    );
 }
 
 #[test]
 fn strict_mode_reports_how_many_verdicts_differ() {
-    let Some(data) = common::real_spider("strict_mode_reports_how_many_verdicts_differ") else { return };
+    let Some(data) = common::real_spider("strict_mode_reports_how_many_verdicts_differ") else {
+        return;
+    };
     let spider = Spider::open(&data).unwrap();
     let dev = spider.load_split(Split::Dev).unwrap();
     // Dev example 94 (count(*) * 1.0 against count(*)) is the known int/float false negative.
     let pred94 = dev[94].gold.replacen("count(*)", "count(*) * 1.0", 1);
-    let config = JudgeConfig { mode: Mode::Strict, ..JudgeConfig::default() };
+    let config = JudgeConfig {
+        mode: Mode::Strict,
+        ..JudgeConfig::default()
+    };
     let scorer = Scorer::new(&spider, &dev, config).unwrap();
     let r = scorer.score_one(&dev[94], Some(&pred94));
     let official = r.official.as_ref().unwrap();
-    assert_eq!((official.exec, r.exec), (Some(false), Some(true)), "{pred94}");
+    assert_eq!(
+        (official.exec, r.exec),
+        (Some(false), Some(true)),
+        "{pred94}"
+    );
     let s = summarize(&[r]);
     let d = s.differs_from_official.unwrap();
     assert_eq!((d.exec, d.exec_gained), (1, 1));

@@ -242,10 +242,10 @@ struct ColumnRebuild<'a> {
 
 impl ColumnRebuild<'_> {
     fn col(&self, mut c: ColUnit) -> ColUnit {
-        if self.valid.contains(&c.col) {
-            if let Some(k) = self.keys.get(&c.col) {
-                c.col = k.clone();
-            }
+        if self.valid.contains(&c.col)
+            && let Some(k) = self.keys.get(&c.col)
+        {
+            c.col = k.clone();
         }
         c.distinct = None;
         c

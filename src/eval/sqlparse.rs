@@ -374,10 +374,10 @@ impl Splitter {
             }
             return 0;
         }
-        if self.block_stack.contains(&"BEGIN") {
-            if let Some(r) = self.nested_block(&unified) {
-                return r;
-            }
+        if self.block_stack.contains(&"BEGIN")
+            && let Some(r) = self.nested_block(&unified)
+        {
+            return r;
         }
         self.closing_keyword(&unified)
     }
@@ -402,12 +402,15 @@ fn split<'a>(tokens: Vec<Token<'a>>) -> Vec<Vec<Token<'a>>> {
             }
         } else if kind == Kind::Keyword && value.split(char::is_whitespace).next() == Some("GO") {
             s.consume_ws = true;
-        } else if !matches!(
-            kind,
-            Kind::Whitespace | Kind::Newline | Kind::CommentSingle | Kind::CommentMultiline
-        ) && !(kind == Kind::Keyword && value.eq_ignore_ascii_case("BEGIN"))
-        {
-            s.seen_begin = false;
+        } else {
+            let layout = matches!(
+                kind,
+                Kind::Whitespace | Kind::Newline | Kind::CommentSingle | Kind::CommentMultiline
+            );
+            let begin = kind == Kind::Keyword && value.eq_ignore_ascii_case("BEGIN");
+            if !layout && !begin {
+                s.seen_begin = false;
+            }
         }
     }
     if !current.is_empty() && !current.iter().all(|t| t.kind.is_whitespace()) {

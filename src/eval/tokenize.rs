@@ -139,7 +139,7 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
         .filter(|(_, c)| **c == '"')
         .map(|(i, _)| i)
         .collect();
-    if quotes.len() % 2 != 0 {
+    if !quotes.len().is_multiple_of(2) {
         return Err(UnbalancedQuotes);
     }
     let mut literals: Vec<(String, String)> = Vec::new();

@@ -280,10 +280,8 @@ fn authorize(ctx: &AuthContext<'_>, log: Option<&Mutex<AuthLog>>) -> Authorizati
         }
         _ => false,
     };
-    if !read {
-        if let Some(log) = log {
-            log.lock().expect("auth log").not_a_read = true;
-        }
+    if !read && let Some(log) = log {
+        log.lock().expect("auth log").not_a_read = true;
     }
     Authorization::Allow
 }
@@ -391,11 +389,11 @@ unsafe fn run_statement(
     if p.stmt.is_null() {
         return Run::Done(Outcome::Rows(vec![]));
     }
-    if let Some(log) = log {
-        if ffi::sqlite3_stmt_readonly(p.stmt) == 0 || log.lock().expect("auth log").not_a_read {
-            ffi::sqlite3_finalize(p.stmt);
-            return Run::NeedsPrivateCopy;
-        }
+    if let Some(log) = log
+        && (ffi::sqlite3_stmt_readonly(p.stmt) == 0 || log.lock().expect("auth log").not_a_read)
+    {
+        ffi::sqlite3_finalize(p.stmt);
+        return Run::NeedsPrivateCopy;
     }
     let outcome = fetch_all(conn.handle(), p.stmt, limits, deadline);
     ffi::sqlite3_finalize(p.stmt);

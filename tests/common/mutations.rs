@@ -447,10 +447,10 @@ pub fn predictions(
             .find(|o| o.db_id == e.db_id)
             .map(|o| o.gold.as_str())
             .unwrap_or("SELECT 1");
-        if let Some(p) = (m.apply)(&e.gold, other) {
-            if p != e.gold || m.name == "gold" {
-                out.push((e.id, p));
-            }
+        if let Some(p) = (m.apply)(&e.gold, other)
+            && (p != e.gold || m.name == "gold")
+        {
+            out.push((e.id, p));
         }
     }
     out
