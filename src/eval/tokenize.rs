@@ -3,7 +3,10 @@
 //! query after swapping string literals for placeholder keys.
 //!
 //! Every regular expression below is NLTK's, in NLTK's order; Python's `$`
-//! ("end, or before a final newline") is written `(?=\n?\z)`.
+//! ("end, or before a final newline") is written `(?=\n?\z)`. NLTK compiles
+//! them with the `regex` module, whose `\s`, `\w` and `\d` follow Unicode
+//! like Rust's (unlike `re`, its `\s` excludes \x1c-\x1f); the final
+//! `str.split()` does split on those.
 
 use fancy_regex::Regex;
 use std::sync::OnceLock;
@@ -40,19 +43,13 @@ fn rules() -> &'static Rules {
             rule(r"(?i)(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)", "$1 "),
         ],
         punctuation: vec![
-            rule(
-                r#"([^\.])(\.)([\]\)}>"'»”’ ]*)[\s\x1c-\x1f]*(?=\n?\z)"#,
-                "$1 $2 $3 ",
-            ),
+            rule(r#"([^\.])(\.)([\]\)}>"'»”’ ]*)\s*(?=\n?\z)"#, "$1 $2 $3 "),
             rule(r"([:,])([^\d])", " $1 $2"),
             rule(r"([:,])(?=\n?\z)", " $1 "),
             rule(r"\.{2,}", " $0 "),
             rule(r"[;@#$%&]", " $0 "),
             rule(r"[\u{2012}-\u{2015}]", " $0 "),
-            rule(
-                r#"([^\.])(\.)([\]\)}>"']*)[\s\x1c-\x1f]*(?=\n?\z)"#,
-                "$1 $2$3 ",
-            ),
+            rule(r#"([^\.])(\.)([\]\)}>"']*)\s*(?=\n?\z)"#, "$1 $2$3 "),
             rule(r"[?!]", " $0 "),
             rule(r"([^'])' ", "$1 ' "),
             rule(r"[*]", " $0 "),
@@ -63,7 +60,7 @@ fn rules() -> &'static Rules {
             rule(r"([»”’])", " $1 "),
             rule(r"''", " '' "),
             rule(r#"""#, " '' "),
-            rule(r"[\s\x1c-\x1f]+", " "),
+            rule(r"\s+", " "),
             rule(r"([^' ])('[sS]|'[mM]|'[dD]|') ", "$1 $2 "),
             rule(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", "$1 $2 "),
         ],
