@@ -33,6 +33,15 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// The records of an `--out` file.
+fn read_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn write(path: &Path, content: &str) -> String {
     std::fs::write(path, content).unwrap();
     path.display().to_string()
@@ -88,11 +97,7 @@ fn eval_prints_the_official_table_and_writes_records() {
     ] {
         assert!(stdout.contains(word), "missing {word:?} in\n{stdout}");
     }
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = read_records(&out);
     assert_eq!(records.len(), 12);
     for r in &records {
         for field in [
@@ -135,11 +140,7 @@ fn only_listed_ids_are_scored_and_jobs_do_not_change_results() {
         ]);
         assert!(o.status.success(), "{}", text(&o).1);
         let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let mut records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let mut records = read_records(&out);
         for r in records.iter_mut() {
             r.as_object_mut().unwrap().remove("ms");
         }

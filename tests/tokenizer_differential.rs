@@ -19,19 +19,19 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-#[test]
-fn tokenize_matches_process_sql() {
-    let mut bad = Vec::new();
+/// Checks `ours` against the recorded official output of every case.
+fn check<T: PartialEq + std::fmt::Debug>(
+    ours: impl Fn(&str) -> Option<T>,
+    official: impl Fn(&Case) -> Option<T>,
+) {
     let cases = cases();
-    for c in &cases {
-        let ours = tokenize(&c.input).ok();
-        if ours != c.tokens {
-            bad.push(format!(
-                "{:?}\n  official: {:?}\n  ours:     {:?}",
-                c.input, c.tokens, ours
-            ));
-        }
-    }
+    let bad: Vec<String> = cases
+        .iter()
+        .filter_map(|c| {
+            let (o, t) = (official(c), ours(&c.input));
+            (o != t).then(|| format!("{:?}\n  official: {o:?}\n  ours:     {t:?}", c.input))
+        })
+        .collect();
     assert!(
         bad.is_empty(),
         "{} of {} differ:\n{}",
@@ -42,23 +42,14 @@ fn tokenize_matches_process_sql() {
 }
 
 #[test]
+fn tokenize_matches_process_sql() {
+    check(|s| tokenize(s).ok(), |c| c.tokens.clone());
+}
+
+#[test]
 fn remove_distinct_matches_sqlparse() {
-    let mut bad = Vec::new();
-    let cases = cases();
-    for c in &cases {
-        let ours = remove_distinct(&c.input, false).ok();
-        if ours != c.no_distinct {
-            bad.push(format!(
-                "{:?}\n  official: {:?}\n  ours:     {:?}",
-                c.input, c.no_distinct, ours
-            ));
-        }
-    }
-    assert!(
-        bad.is_empty(),
-        "{} of {} differ:\n{}",
-        bad.len(),
-        cases.len(),
-        bad[..bad.len().min(15)].join("\n")
+    check(
+        |s| remove_distinct(s, false).ok(),
+        |c| c.no_distinct.clone(),
     );
 }

@@ -17,8 +17,27 @@ pub struct Predictions {
 
 #[derive(Deserialize)]
 struct JsonlRow {
+    #[serde(deserialize_with = "id_number_or_string")]
     id: usize,
+    #[serde(alias = "pred", alias = "prediction", alias = "query")]
     sql: Option<String>,
+}
+
+/// Ids are numbers; `"12"` is accepted too.
+fn id_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(usize),
+        Text(String),
+    }
+    match Id::deserialize(d)? {
+        Id::Number(n) => Ok(n),
+        Id::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("id {t:?} is not a number"))),
+    }
 }
 
 /// Reads a prediction file for a split of `split_len` examples.

@@ -511,18 +511,7 @@ pub fn exact_match(pred: &Sql, label: &Sql) -> bool {
 mod tests {
     use super::*;
 
-    fn schema() -> ParseSchema {
-        let mut t = indexmap::IndexMap::new();
-        t.insert(
-            "singer".to_string(),
-            vec!["singer_id".into(), "name".into(), "age".into()],
-        );
-        t.insert(
-            "concert".to_string(),
-            vec!["concert_id".into(), "singer_id".into(), "year".into()],
-        );
-        ParseSchema::new(t)
-    }
+    use crate::eval::parse::tests::schema;
 
     fn keys() -> KeyMap {
         let cols = vec![

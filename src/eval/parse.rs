@@ -205,7 +205,7 @@ pub fn get_sql(schema: &ParseSchema, query: &str) -> R<Sql> {
     let aliases = tables_with_alias(schema, &toks)?;
     let parser = Parser {
         schema,
-        aliases,
+        aliases: &aliases,
         depth: 0,
     };
     let (_, sql) = parser.parse_sql(&toks, 0)?;
@@ -286,7 +286,8 @@ fn ends_clause(t: &str) -> bool {
 
 struct Parser<'a> {
     schema: &'a ParseSchema,
-    aliases: HashMap<String, String>,
+    aliases: &'a HashMap<String, String>,
+    /// Nesting depth of the query being parsed.
     depth: usize,
 }
 
@@ -703,7 +704,7 @@ impl Parser<'_> {
     fn nested(&self) -> Parser<'_> {
         Parser {
             schema: self.schema,
-            aliases: self.aliases.clone(),
+            aliases: self.aliases,
             depth: self.depth + 1,
         }
     }
@@ -772,7 +773,7 @@ fn skip_semicolons(toks: &[String], mut idx: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn schema() -> ParseSchema {

@@ -25,6 +25,12 @@ fn replace_first(gold: &str, pattern: &str, with: &str) -> Option<String> {
     r.is_match(gold).then(|| r.replace(gold, with).into_owned())
 }
 
+/// The first table named after FROM.
+fn first_table(gold: &str) -> Option<String> {
+    let c = re(r"(?i)\bfrom\s+([A-Za-z_]\w*)").captures(gold)?;
+    Some(c[1].to_string())
+}
+
 pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "gold",
@@ -155,51 +161,35 @@ pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "then_drop",
         apply: |g, _| {
-            let t = re(r"(?i)\bfrom\s+([A-Za-z_]\w*)")
-                .captures(g)?
-                .get(1)?
-                .as_str()
-                .to_string();
+            let t = first_table(g)?;
             Some(format!("{g}; DROP TABLE {t}"))
         },
     },
     Mutation {
         name: "drop_table",
         apply: |g, _| {
-            let t = re(r"(?i)\bfrom\s+([A-Za-z_]\w*)")
-                .captures(g)?
-                .get(1)?
-                .as_str()
-                .to_string();
+            let t = first_table(g)?;
             Some(format!("DROP TABLE {t}"))
         },
     },
     Mutation {
         name: "delete_rows",
         apply: |g, _| {
-            let t = re(r"(?i)\bfrom\s+([A-Za-z_]\w*)")
-                .captures(g)?
-                .get(1)?
-                .as_str()
-                .to_string();
+            let t = first_table(g)?;
             Some(format!("DELETE FROM {t}"))
         },
     },
     Mutation {
         name: "update_rows",
         apply: |g, _| {
-            let c = re(r"(?i)\bfrom\s+([A-Za-z_]\w*)").captures(g)?;
-            Some(format!("UPDATE {} SET rowid = rowid", &c[1]))
+            let t = first_table(g)?;
+            Some(format!("UPDATE {t} SET rowid = rowid"))
         },
     },
     Mutation {
         name: "pragma",
         apply: |g, _| {
-            let t = re(r"(?i)\bfrom\s+([A-Za-z_]\w*)")
-                .captures(g)?
-                .get(1)?
-                .as_str()
-                .to_string();
+            let t = first_table(g)?;
             Some(format!("PRAGMA table_info({t})"))
         },
     },
@@ -430,6 +420,214 @@ pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "math_fn",
         apply: |g, _| replace_first(g, r"(?i)\b(avg|sum)\(([^()]*)\)", "floor($1($2))"),
+    },
+    Mutation {
+        name: "alias_no_as",
+        apply: |g, _| replace_first(g, r"(?i)\s+as\s+(t\d)\b", " $1"),
+    },
+    Mutation {
+        name: "left_join",
+        apply: |g, _| replace_first(g, r"(?i)\bjoin\b", "LEFT JOIN"),
+    },
+    Mutation {
+        name: "limit_offset",
+        apply: |g, _| replace_first(g, r"(?i)\blimit\s+(\d+)", "LIMIT $1 OFFSET 1"),
+    },
+    Mutation {
+        name: "is_not_null",
+        apply: |g, _| replace_first(g, r"(?i)\bwhere\s+", "WHERE 1 IS NOT NULL AND "),
+    },
+    Mutation {
+        name: "between",
+        apply: |g, _| replace_first(g, r"([\w.]+)\s*>\s*(\d+)", "$1 BETWEEN $2 AND 1000000"),
+    },
+    Mutation {
+        name: "group_by_number",
+        apply: |g, _| replace_first(g, r"(?i)group\s+by\s+[\w.]+", "GROUP BY 1"),
+    },
+    Mutation {
+        name: "prose_prefix",
+        apply: |g, _| Some(format!("Here is the query: {g}")),
+    },
+    Mutation {
+        name: "fenced",
+        apply: |g, _| Some(format!("```sql\n{g}\n```")),
+    },
+    Mutation {
+        name: "trailing_comment",
+        apply: |g, _| Some(format!("{g}; -- returns the answer")),
+    },
+    Mutation {
+        name: "lower_swap",
+        apply: |g, _| {
+            replace_first(
+                &g.to_lowercase(),
+                r"(?i)^(\s*select\s+(?:distinct\s+)?)([^,()]+?)\s*,\s*([^,()]+?)(\s+from\b)",
+                "$1$3 , $2$4",
+            )
+        },
+    },
+    Mutation {
+        name: "order_limit_to_max",
+        apply: |g, _| {
+            let c = re(r"(?i)^select\s+([\w.]+)\s+from\s+(\w+)\s+order\s+by\s+([\w.]+)\s+desc\s+limit\s+1\s*$").captures(g)?;
+            Some(format!(
+                "SELECT {} FROM {} WHERE {} = (SELECT max({}) FROM {})",
+                &c[1], &c[2], &c[3], &c[3], &c[2]
+            ))
+        },
+    },
+    Mutation {
+        name: "count_star_to_col",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)count\(\*\)\s+from\s+(\w+)",
+                "count($1.rowid) FROM $1",
+            )
+        },
+    },
+    Mutation {
+        name: "sum_avg",
+        apply: |g, _| {
+            let r = re(r"(?i)\b(sum|avg)\(");
+            r.captures(g).map(|c| {
+                r.replace(
+                    g,
+                    if c[1].eq_ignore_ascii_case("sum") {
+                        "avg("
+                    } else {
+                        "sum("
+                    },
+                )
+                .into_owned()
+            })
+        },
+    },
+    Mutation {
+        name: "add_limit",
+        apply: |g, _| (!g.to_lowercase().contains("limit")).then(|| format!("{g} LIMIT 3")),
+    },
+    Mutation {
+        name: "add_order",
+        apply: |g, _| {
+            let c = re(r"(?i)^\s*select\s+(?:distinct\s+)?([A-Za-z_][\w.]*)").captures(g)?;
+            (!g.to_lowercase().contains("order by")
+                && !g.to_lowercase().contains("union")
+                && !g.to_lowercase().contains("intersect")
+                && !g.to_lowercase().contains("except"))
+            .then(|| format!("{g} ORDER BY {} DESC", &c[1]))
+        },
+    },
+    Mutation {
+        name: "not_exists",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)([\w.]+)\s+not\s+in\s*\(\s*select\s+([\w.]+)\s+from\s+(\w+)\s*\)",
+                "NOT EXISTS (SELECT 1 FROM $3 WHERE $3.$2 = $1)",
+            )
+        },
+    },
+    Mutation {
+        name: "except_to_not_in",
+        apply: |g, _| {
+            let c = re(r"(?i)^select\s+([\w.]+)\s+from\s+(\w+)\s+except\s+select\s+([\w.]+)\s+from\s+(.+)$").captures(g)?;
+            Some(format!(
+                "SELECT {} FROM {} WHERE {} NOT IN (SELECT {} FROM {})",
+                &c[1], &c[2], &c[1], &c[3], &c[4]
+            ))
+        },
+    },
+    Mutation {
+        name: "dup_column",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)^(\s*select\s+(?:distinct\s+)?)([A-Za-z_][\w.]*)(\s*(,|from\b))",
+                "${1}${2}, ${2}${3}",
+            )
+        },
+    },
+    Mutation {
+        name: "unicode_literal",
+        apply: |g, _| replace_first(g, r"'([^']*)'", "'$1é'"),
+    },
+    Mutation {
+        name: "double_spaces",
+        apply: |g, _| Some(g.replace(' ', "  ")),
+    },
+    Mutation {
+        name: "tabs",
+        apply: |g, _| Some(g.replace(' ', "\t")),
+    },
+    Mutation {
+        name: "upper_values",
+        apply: |g, _| {
+            let r = re(r"'([^']*)'");
+            r.is_match(g).then(|| {
+                r.replace_all(g, |c: &regex::Captures| {
+                    format!("'{}'", c[1].to_uppercase())
+                })
+                .into_owned()
+            })
+        },
+    },
+    Mutation {
+        name: "like_wild",
+        apply: |g, _| replace_first(g, r#"(?i)\s=\s*'([^']*)'"#, " LIKE '%$1%'"),
+    },
+    Mutation {
+        name: "iif",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)^(\s*select\s+(?:distinct\s+)?)([A-Za-z_][\w.]*)",
+                "${1}iif(${2} IS NULL, NULL, ${2})",
+            )
+        },
+    },
+    Mutation {
+        name: "string_agg_fn",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)^(\s*select\s+)count\(\*\)",
+                "${1}string_agg(1, ',')",
+            )
+        },
+    },
+    Mutation {
+        name: "group_concat",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)^(\s*select\s+)(distinct\s+)?([A-Za-z_][\w.]*)(\s+from\b)",
+                "${1}group_concat(${3})${4}",
+            )
+        },
+    },
+    Mutation {
+        name: "nested_from",
+        apply: |g, _| {
+            replace_first(
+                g,
+                r"(?i)\bfrom\s+([A-Za-z_]\w*)(\s+as\s+(\w+))?",
+                "FROM (SELECT * FROM $1) AS $1",
+            )
+        },
+    },
+    Mutation {
+        name: "year_func",
+        apply: |g, _| replace_first(g, r"\b(19|20)(\d\d)\b", "strftime('%Y', '$1$2-01-01')"),
+    },
+    Mutation {
+        name: "cross_join",
+        apply: |g, _| replace_first(g, r"(?i)\bjoin\b", "CROSS JOIN"),
+    },
+    Mutation {
+        name: "value_column",
+        apply: |g, _| replace_first(g, r"(?i)^(\s*select\s+)", "${1}'value' AS v, "),
     },
 ];
 
