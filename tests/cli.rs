@@ -246,7 +246,7 @@ fn data_check_reports_missing_databases_and_runs_every_gold() {
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("missing databases: lost_db"), "{stdout}");
     assert!(
-        stdout.contains("dev           12 questions: 11 executable"),
+        stdout.contains("dev           12 questions: 11 golds run"),
         "{stdout}"
     );
     assert!(stdout.contains("lost_db: 1"), "{stdout}");

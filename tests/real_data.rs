@@ -77,3 +77,33 @@ fn strict_mode_reports_how_many_verdicts_differ() {
     let d = s.differs_from_official.unwrap();
     assert_eq!((d.exec, d.exec_gained), (1, 1));
 }
+
+#[test]
+fn every_dev_gold_runs_and_the_broken_train_golds_are_reported() {
+    let Some(data) =
+        common::real_spider("every_dev_gold_runs_and_the_broken_train_golds_are_reported")
+    else {
+        return;
+    };
+    let spider = Spider::open(&data).unwrap();
+    let failing = |split: Split| -> Vec<usize> {
+        let examples = spider.load_split(split).unwrap();
+        let scorer = Scorer::new(&spider, &examples, JudgeConfig::default()).unwrap();
+        examples
+            .iter()
+            .filter(|e| scorer.context(&e.db_id).unwrap().missing.is_none())
+            .filter(|e| {
+                spider_bench::eval::judge::check_gold(
+                    scorer.context(&e.db_id).unwrap(),
+                    &e.gold,
+                    &scorer.config,
+                )
+                .is_err()
+            })
+            .map(|e| e.id)
+            .collect()
+    };
+    assert_eq!(failing(Split::Dev), Vec::<usize>::new());
+    // 3153 joins a table that does not exist; 4513/4514 put ORDER BY before INTERSECT.
+    assert_eq!(failing(Split::Train), [3153, 4513, 4514]);
+}

@@ -1,11 +1,13 @@
 //! `spider-bench data check`: what is in the data folder, what is missing,
-//! and whether every gold query runs.
+//! and whether every gold query parses and runs.
 
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
-use crate::eval::judge::{JudgeConfig, Status};
+use crate::eval::exact::Hardness;
+use crate::eval::judge::{JudgeConfig, check_gold};
 use crate::eval::score::Scorer;
 use crate::exec::sandbox::Limits;
 use anyhow::Result;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,16 +50,31 @@ pub fn run(opts: &DataCheckOptions) -> Result<usize> {
     }
     let mut problems = 0;
     for split in [Split::Dev, Split::Train, Split::TrainOthers] {
-        let examples = match spider.load_split(split) {
-            Ok(e) => e,
-            Err(_) => {
-                println!("{:<13} not present ({})", split.name(), split.file_name());
+        if !spider.root.join(split.file_name()).is_file() {
+            println!("{:<13} not present ({})", split.name(), split.file_name());
+            continue;
+        }
+        let examples = match spider.load_split_with_source(split) {
+            Ok((e, source)) => {
+                println!("{:<13} {source}", split.name());
+                e
+            }
+            Err(e) => {
+                println!("{:<13} cannot be loaded: {e:#}", split.name());
+                problems += 1;
                 continue;
             }
         };
         problems += check_split(&spider, split, &examples, opts)?;
     }
     Ok(problems)
+}
+
+/// What checking one gold query found.
+enum GoldCheck {
+    Ok(Hardness),
+    Skipped,
+    Failed(String),
 }
 
 fn check_split(
@@ -73,48 +90,54 @@ fn check_split(
         },
         ..JudgeConfig::default()
     };
-    // Gold as the prediction: runs every gold once (twice, in fact) and parses it.
-    let items: Vec<(&Example, Option<&str>)> = examples
-        .iter()
-        .map(|e| (e, Some(e.gold.as_str())))
-        .collect();
-    let records = crate::commands::with_jobs(opts.jobs, || -> Result<_> {
+    let checks = crate::commands::with_jobs(opts.jobs, || -> Result<Vec<GoldCheck>> {
         let scorer = Scorer::new(spider, examples, config)?;
-        Ok(scorer.score_all(&items))
+        Ok(examples
+            .par_iter()
+            .map(|e| {
+                let ctx = scorer.context(&e.db_id).expect("a context per database");
+                if ctx.missing.is_some() {
+                    return GoldCheck::Skipped;
+                }
+                match check_gold(ctx, &e.gold, &scorer.config) {
+                    Ok(h) => GoldCheck::Ok(h),
+                    Err(why) => GoldCheck::Failed(why),
+                }
+            })
+            .collect())
     })??;
-    let mut by_status: BTreeMap<Status, usize> = BTreeMap::new();
-    let mut skipped_dbs: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &records {
-        *by_status.entry(r.status).or_default() += 1;
-        if r.status == Status::Skipped {
-            *skipped_dbs.entry(r.db_id.as_str()).or_default() += 1;
+    let mut levels: BTreeMap<Hardness, usize> = BTreeMap::new();
+    let mut skipped: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (e, check) in examples.iter().zip(&checks) {
+        match check {
+            GoldCheck::Ok(h) => *levels.entry(*h).or_default() += 1,
+            GoldCheck::Skipped => *skipped.entry(e.db_id.as_str()).or_default() += 1,
+            GoldCheck::Failed(why) => {
+                failures.push(format!("  {} #{} ({}): {why}", split.name(), e.id, e.db_id))
+            }
         }
     }
-    let ok = by_status.get(&Status::Correct).copied().unwrap_or(0);
     println!(
-        "{:<13} {} questions: {ok} executable and self-consistent, {} skipped ({})",
+        "{:<13} {} questions: {} golds run ({}), {} skipped ({}), {} fail",
         split.name(),
         examples.len(),
-        by_status.get(&Status::Skipped).copied().unwrap_or(0),
-        skipped_dbs
+        levels.values().sum::<usize>(),
+        levels
+            .iter()
+            .map(|(h, n)| format!("{h} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        skipped.values().sum::<usize>(),
+        skipped
             .iter()
             .map(|(db, n)| format!("{db}: {n}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        failures.len()
     );
-    let mut problems = 0;
-    for r in records.iter().filter(|r| {
-        r.status.is_scored() && r.status != Status::Correct || r.status == Status::GoldError
-    }) {
-        problems += 1;
-        println!(
-            "  {} #{} ({}): {} {}",
-            split.name(),
-            r.id,
-            r.db_id,
-            r.status.as_str(),
-            r.error.as_deref().unwrap_or("gold does not match itself")
-        );
+    for f in &failures {
+        println!("{f}");
     }
-    Ok(problems)
+    Ok(failures.len())
 }

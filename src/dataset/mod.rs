@@ -143,6 +143,11 @@ impl Spider {
 
     /// Loads a split, with gold SQL from the official gold file when present.
     pub fn load_split(&self, split: Split) -> Result<Vec<Example>> {
+        Ok(self.load_split_with_source(split)?.0)
+    }
+
+    /// Loads a split and says where its gold SQL came from.
+    pub fn load_split_with_source(&self, split: Split) -> Result<(Vec<Example>, GoldSource)> {
         let path = self.root.join(split.file_name());
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
@@ -153,8 +158,11 @@ impl Spider {
         })?;
         let raw: Vec<RawExample> = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a Spider question file", path.display()))?;
-        let gold = self.gold_lines(split, &raw)?;
-        Ok(raw
+        let (gold, source) = match self.gold_lines(split, &raw) {
+            Ok((lines, path)) => (Some(lines), GoldSource::GoldFile(path)),
+            Err(why) => (None, GoldSource::QueryField(why)),
+        };
+        let examples = raw
             .into_iter()
             .enumerate()
             .map(|(id, r)| Example {
@@ -163,36 +171,61 @@ impl Spider {
                 db_id: r.db_id,
                 question: r.question,
             })
-            .collect())
+            .collect();
+        Ok((examples, source))
     }
 
-    /// Gold SQL lines for the split, when the official gold file exists and
-    /// lines up with the split (same db_id on every line).
-    fn gold_lines(&self, split: Split, raw: &[RawExample]) -> Result<Option<Vec<String>>> {
+    /// Gold SQL lines for the split from the official gold file, when it
+    /// exists and lines up with the split (same db_id on every line); else
+    /// why not.
+    fn gold_lines(
+        &self,
+        split: Split,
+        raw: &[RawExample],
+    ) -> std::result::Result<(Vec<String>, PathBuf), String> {
         let (name, offset) = split.gold_file();
         let path = self.root.join(name);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(None);
-        };
+        let text = std::fs::read_to_string(&path).map_err(|_| format!("no {name}"))?;
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         if lines.len() < offset + raw.len() {
-            return Ok(None);
+            return Err(format!(
+                "{name} has {} lines, too few for {}",
+                lines.len(),
+                split.file_name()
+            ));
         }
         let mut gold = Vec::with_capacity(raw.len());
         for (i, r) in raw.iter().enumerate() {
             let line = lines[offset + i].trim();
             let (sql, db) = line.rsplit_once('\t').unwrap_or((line, ""));
             if db != r.db_id {
-                bail!(
-                    "{} line {} is for database {db:?} but {} question {i} is on {:?}; the two files do not match",
-                    path.display(),
+                return Err(format!(
+                    "{name} line {} is on database {db:?} but {} question {i} is on {:?}: the files do not line up",
                     offset + i + 1,
                     split.file_name(),
                     r.db_id
-                );
+                ));
             }
             gold.push(sql.trim().to_string());
         }
-        Ok(Some(gold))
+        Ok((gold, path))
+    }
+}
+
+/// Where a split's gold SQL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoldSource {
+    /// The official gold file, line by line.
+    GoldFile(PathBuf),
+    /// The `query` field of the question file, and why the gold file was not used.
+    QueryField(String),
+}
+
+impl std::fmt::Display for GoldSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GoldSource::GoldFile(p) => write!(f, "gold SQL from {}", p.display()),
+            GoldSource::QueryField(why) => write!(f, "gold SQL from the query field ({why})"),
+        }
     }
 }

@@ -3,11 +3,11 @@
 
 use super::exact::{Hardness, KeyMap, exact_match, hardness, rebuild_for_match};
 use super::parse::{ParseSchema, Sql, get_sql};
-use super::result_eq::{Compare, result_eq};
+use super::result_eq::{Compare, Row, result_eq};
 use super::sqlparse::remove_distinct;
-use crate::exec::sandbox::{Limits, Outcome, with_sandbox};
+use crate::exec::sandbox::{Limits, Outcome, Sandbox, with_sandbox};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Which rules decide the verdicts.
@@ -183,6 +183,50 @@ fn exact_verdict(ctx: &DbContext, gold_sql: Sql, pred: &str) -> bool {
     exact_match(&pred_sql, &gold_sql)
 }
 
+/// The gold text as the official code executes it: joined operators,
+/// DISTINCT removed (unless kept, which also keeps every statement), current
+/// year replaced.
+fn executable_gold(gold: &str, cfg: &JudgeConfig) -> Result<String, String> {
+    let mut g = postprocess(gold);
+    if !cfg.keep_distinct {
+        g = remove_distinct(&g, false)
+            .map_err(|e| format!("sqlparse cannot split the gold query: {}", e.0))?;
+    }
+    Ok(g)
+}
+
+/// Runs the (executable) gold on one database file; `Err` explains a failure.
+fn run_gold(
+    sandbox: &mut Sandbox,
+    file: &Path,
+    gold: &str,
+    limits: &Limits,
+) -> Result<Vec<Row>, String> {
+    match sandbox.execute(file, &replace_cur_year(gold), limits) {
+        Outcome::Rows(r) => Ok(r),
+        Outcome::Error(e) => Err(format!("the gold query fails on {}: {e}", file.display())),
+        Outcome::Timeout => Err(format!("the gold query timed out on {}", file.display())),
+        Outcome::TooManyRows => Err(format!(
+            "the gold query returns too many rows on {}",
+            file.display()
+        )),
+    }
+}
+
+/// Parses and runs a gold query once on each database file, as a data
+/// check: `Err` says why the official evaluator would abort on it.
+pub fn check_gold(ctx: &DbContext, gold: &str, cfg: &JudgeConfig) -> Result<Hardness, String> {
+    let sql = get_sql(&ctx.parse_schema, gold)
+        .map_err(|e| format!("the gold query does not parse: {e}"))?;
+    let g = executable_gold(gold, cfg)?;
+    with_sandbox(|sandbox| {
+        ctx.files
+            .iter()
+            .try_for_each(|f| run_gold(sandbox, f, &g, &cfg.limits).map(drop))
+    })?;
+    Ok(hardness(&sql))
+}
+
 /// `exec_eval.eval_exec_match`. `Err` means the gold failed (the official
 /// run would abort).
 fn exec_verdict(
@@ -192,8 +236,8 @@ fn exec_verdict(
     cfg: &JudgeConfig,
 ) -> Result<(Status, Option<String>), String> {
     let strict = cfg.mode == Mode::Strict;
+    let g = executable_gold(gold, cfg)?;
     let mut p = postprocess(pred);
-    let mut g = postprocess(gold);
     if !cfg.keep_distinct {
         p = match remove_distinct(&p, strict) {
             Ok(p) => p,
@@ -204,8 +248,6 @@ fn exec_verdict(
                 ));
             }
         };
-        g = remove_distinct(&g, false)
-            .map_err(|e| format!("sqlparse cannot split the gold query: {}", e.0))?;
     }
     let order_matters = g.to_lowercase().contains("order by");
     let compare = if strict {
@@ -213,10 +255,7 @@ fn exec_verdict(
     } else {
         Compare::Official
     };
-    let (p, g) = (
-        replace_cur_year(&p).into_owned(),
-        replace_cur_year(&g).into_owned(),
-    );
+    let p = replace_cur_year(&p).into_owned();
     with_sandbox(|sandbox| {
         if strict {
             match sandbox.is_single_read(&ctx.files[0], &p) {
@@ -231,21 +270,7 @@ fn exec_verdict(
             }
         }
         for file in &ctx.files {
-            let gold_rows = match sandbox.execute(file, &g, &cfg.limits) {
-                Outcome::Rows(r) => r,
-                Outcome::Error(e) => {
-                    return Err(format!("the gold query fails on {}: {e}", file.display()));
-                }
-                Outcome::Timeout => {
-                    return Err(format!("the gold query timed out on {}", file.display()));
-                }
-                Outcome::TooManyRows => {
-                    return Err(format!(
-                        "the gold query returns too many rows on {}",
-                        file.display()
-                    ));
-                }
-            };
+            let gold_rows = run_gold(sandbox, file, &g, &cfg.limits)?;
             // More rows than the gold can only be wrong: stop reading there.
             let limits = Limits {
                 max_rows: gold_rows.len() + 1,
