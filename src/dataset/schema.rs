@@ -32,7 +32,87 @@ pub struct DbSchema {
     pub foreign_keys: Vec<(usize, usize)>,
 }
 
+/// A column of a table, with the names tables.json gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The name in the database.
+    pub name: String,
+    /// The natural-language name (`column_names`).
+    pub natural: String,
+    /// tables.json type: text, number, time, boolean, others.
+    pub ty: String,
+    pub primary_key: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub name: String,
+    pub natural: String,
+    pub columns: Vec<Column>,
+}
+
+/// `from_table.from_column` references `to_table.to_column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub from_table: String,
+    pub from_column: String,
+    pub to_table: String,
+    pub to_column: String,
+}
+
 impl DbSchema {
+    /// Tables with their columns, in tables.json order.
+    pub fn tables(&self) -> Vec<Table> {
+        let pks = self.primary_key_columns();
+        let mut tables: Vec<Table> = self
+            .table_names_original
+            .iter()
+            .zip(&self.table_names)
+            .map(|(name, natural)| Table {
+                name: name.clone(),
+                natural: natural.clone(),
+                columns: vec![],
+            })
+            .collect();
+        for (i, (t, c)) in self.column_names_original.iter().enumerate() {
+            let Some(table) = usize::try_from(*t).ok().and_then(|t| tables.get_mut(t)) else {
+                continue;
+            };
+            table.columns.push(Column {
+                name: c.clone(),
+                natural: self
+                    .column_names
+                    .get(i)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default(),
+                ty: self.column_types.get(i).cloned().unwrap_or_default(),
+                primary_key: pks.contains(&i),
+            });
+        }
+        tables
+    }
+
+    /// Foreign keys by name.
+    pub fn foreign_key_refs(&self) -> Vec<ForeignKey> {
+        let col = |i: usize| -> Option<(String, String)> {
+            let (t, c) = self.column_names_original.get(i)?;
+            let table = self.table_names_original.get(usize::try_from(*t).ok()?)?;
+            Some((table.clone(), c.clone()))
+        };
+        self.foreign_keys
+            .iter()
+            .filter_map(|&(from, to)| {
+                let ((from_table, from_column), (to_table, to_column)) = (col(from)?, col(to)?);
+                Some(ForeignKey {
+                    from_table,
+                    from_column,
+                    to_table,
+                    to_column,
+                })
+            })
+            .collect()
+    }
+
     /// The official foreign-key unification map of this database.
     pub fn key_map(&self) -> KeyMap {
         build_key_map(
