@@ -10,4 +10,7 @@ pub mod commands;
 pub mod dataset;
 pub mod eval;
 pub mod exec;
+pub mod llm;
 pub mod report;
+pub mod run;
+pub mod strategy;

@@ -1,0 +1,222 @@
+//! The on-disk completion cache (SQLite). Each sample of a request is stored
+//! under a SHA-256 key of the endpoint, model, messages, sampling parameters
+//! and sample index, so a re-run with the same inputs makes no HTTP call and
+//! gets the same answers. The API key is never part of what is stored.
+
+use super::client::OpenAiClient;
+use super::{ChatModel, ChatRequest, Completion, LlmError, Message, ModelIdentity};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How the cache is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheMode {
+    /// Read hits, store misses.
+    ReadWrite,
+    /// Replay only: a miss is an error (published runs).
+    CacheOnly,
+    /// Bypass the cache entirely.
+    Off,
+}
+
+/// The default cache file: `$XDG_CACHE_HOME/spider-bench/llm-cache.sqlite`,
+/// else `~/.cache/spider-bench/llm-cache.sqlite`.
+pub fn default_cache_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("spider-bench").join("llm-cache.sqlite")
+}
+
+pub struct Cache {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Cache {
+    pub fn open(path: &Path) -> anyhow::Result<Cache> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS completions (
+                key TEXT PRIMARY KEY,
+                endpoint TEXT NOT NULL,
+                model TEXT NOT NULL,
+                request TEXT NOT NULL,
+                completion TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            )",
+        )?;
+        Ok(Cache {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn get(&self, key: &str) -> Option<Completion> {
+        let conn = self.conn.lock().expect("cache lock");
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT completion FROM completions WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        text.and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        id: &ModelIdentity,
+        request: &serde_json::Value,
+        c: &Completion,
+    ) -> rusqlite::Result<()> {
+        let conn = self.conn.lock().expect("cache lock");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        conn.execute(
+            "INSERT OR REPLACE INTO completions (key, endpoint, model, request, completion, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key, id.endpoint, id.model, request.to_string(), serde_json::to_string(c).expect("serializes"), now as i64],
+        )?;
+        Ok(())
+    }
+}
+
+/// The canonical description of one sample request: what the key hashes.
+pub fn request_description(
+    id: &ModelIdentity,
+    messages: &[Message],
+    req: &ChatRequest,
+    sample: u32,
+) -> serde_json::Value {
+    serde_json::json!({
+        "v": 1,
+        "endpoint": id.endpoint,
+        "model": id.model,
+        "messages": messages,
+        "temperature": req.params.temperature,
+        "max_tokens": req.params.max_tokens,
+        "seed": req.params.seed,
+        "sample": sample,
+    })
+}
+
+pub fn cache_key(description: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(description.to_string().as_bytes()))
+}
+
+/// Cache counters for the run summary.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+/// The HTTP client behind the cache.
+pub struct CachedModel {
+    client: Arc<OpenAiClient>,
+    cache: Option<Cache>,
+    mode: CacheMode,
+    pub stats: CacheStats,
+}
+
+impl CachedModel {
+    pub fn new(client: Arc<OpenAiClient>, cache: Option<Cache>, mode: CacheMode) -> Self {
+        CachedModel {
+            client,
+            cache,
+            mode,
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn client(&self) -> &OpenAiClient {
+        &self.client
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatModel for CachedModel {
+    async fn complete(&self, req: &ChatRequest) -> Result<Vec<Completion>, LlmError> {
+        let id = self.client.identity();
+        let descriptions: Vec<serde_json::Value> = (0..req.n)
+            .map(|i| request_description(&id, &req.messages, req, i))
+            .collect();
+        let keys: Vec<String> = descriptions.iter().map(cache_key).collect();
+        let mut slots: Vec<Option<Completion>> = match (&self.cache, self.mode) {
+            (Some(cache), CacheMode::ReadWrite | CacheMode::CacheOnly) => {
+                keys.iter().map(|k| cache.get(k)).collect()
+            }
+            _ => vec![None; req.n as usize],
+        };
+        for slot in slots.iter_mut().flatten() {
+            slot.from_cache = true;
+        }
+        let missing: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_none()).collect();
+        self.stats
+            .hits
+            .fetch_add((slots.len() - missing.len()) as u64, Ordering::Relaxed);
+        self.stats
+            .misses
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        if !missing.is_empty() {
+            if self.mode == CacheMode::CacheOnly {
+                return Err(LlmError::Fatal(format!(
+                    "cache miss in --cache-only mode (key {}); the cache at {} does not hold this run",
+                    keys[missing[0]],
+                    self.cache
+                        .as_ref()
+                        .map(|c| c.path().display().to_string())
+                        .unwrap_or_default()
+                )));
+            }
+            let fresh = self
+                .client
+                .generate(&req.messages, &req.params, missing.len() as u32)
+                .await?;
+            for (&i, raw) in missing.iter().zip(fresh) {
+                let c = Completion {
+                    text: raw.text,
+                    prompt_tokens: raw.prompt_tokens,
+                    completion_tokens: raw.completion_tokens,
+                    latency_ms: raw.latency_ms,
+                    cache_key: keys[i].clone(),
+                    from_cache: false,
+                };
+                if let (Some(cache), CacheMode::ReadWrite) = (&self.cache, self.mode) {
+                    cache
+                        .put(&keys[i], &id, &descriptions[i], &c)
+                        .map_err(|e| LlmError::Fatal(format!("cannot write the cache: {e}")))?;
+                }
+                slots[i] = Some(c);
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .map(|s| s.expect("every slot filled"))
+            .collect())
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        self.client.identity()
+    }
+}

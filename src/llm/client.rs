@@ -1,0 +1,408 @@
+//! The OpenAI-compatible chat completions client (OpenAI, vLLM, llama.cpp
+//! server, Ollama...): bounded concurrency, optional request and token rate
+//! limits, per-request timeout, retries with exponential backoff and jitter on
+//! 429/5xx/timeouts that honour `Retry-After`, and `n` samples sent natively
+//! or as separate requests where the server ignores `n`.
+
+use super::{GenParams, LlmError, Message, ModelIdentity};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::RngExt;
+use serde::Deserialize;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// OpenAI's API, the default endpoint.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub model: String,
+    /// Sent as a bearer token; never logged, cached or written anywhere.
+    pub api_key: Option<String>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+    pub request_timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay; doubled on every retry up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    pub fn new(base_url: &str, model: &str, api_key: Option<String>) -> Self {
+        ClientConfig {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            api_key,
+            concurrency: 8,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            request_timeout: Duration::from_secs(120),
+            max_retries: 6,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One answer of one HTTP call, before caching.
+#[derive(Clone, Debug)]
+pub struct RawCompletion {
+    pub text: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: f64,
+}
+
+/// Counters for the run summary.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub http_calls: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+pub struct OpenAiClient {
+    config: ClientConfig,
+    http: reqwest::Client,
+    in_flight: Semaphore,
+    requests: Option<DefaultDirectRateLimiter>,
+    tokens: Option<DefaultDirectRateLimiter>,
+    /// Set once the server answered fewer choices than `n` asked for.
+    ignores_n: AtomicBool,
+    pub stats: ClientStats,
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    choices: Vec<ApiChoice>,
+    #[serde(default)]
+    usage: Option<ApiUsage>,
+}
+
+#[derive(Deserialize)]
+struct ApiChoice {
+    message: ApiMessage,
+}
+
+#[derive(Deserialize)]
+struct ApiMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// What one attempt gave.
+enum Attempt {
+    Done(Vec<String>, ApiUsage),
+    /// Worth retrying, after at least this long (from Retry-After) if given.
+    Retry(String, Option<Duration>),
+    Fail(LlmError),
+}
+
+fn install_crypto_provider() {
+    // reqwest's rustls needs a process-wide provider; ring builds with a C
+    // compiler only. Installing twice is harmless (the second call fails).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl OpenAiClient {
+    pub fn new(config: ClientConfig) -> Result<Self, LlmError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| LlmError::Fatal(format!("cannot build the HTTP client: {e}")))?;
+        let per_minute = |n: Option<u32>| {
+            n.and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::direct(Quota::per_minute(n)))
+        };
+        Ok(OpenAiClient {
+            in_flight: Semaphore::new(config.concurrency.max(1)),
+            requests: per_minute(config.requests_per_minute),
+            tokens: per_minute(config.tokens_per_minute),
+            http,
+            config,
+            ignores_n: AtomicBool::new(false),
+            stats: ClientStats::default(),
+        })
+    }
+
+    pub fn identity(&self) -> ModelIdentity {
+        ModelIdentity {
+            endpoint: self.config.base_url.clone(),
+            model: self.config.model.clone(),
+        }
+    }
+
+    /// `k` samples: one request with `n = k` while the server honours `n`,
+    /// then separate requests for whatever is missing.
+    pub async fn generate(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        k: u32,
+    ) -> Result<Vec<RawCompletion>, LlmError> {
+        let mut out = Vec::with_capacity(k as usize);
+        if k > 1 && !self.ignores_n.load(Ordering::Relaxed) {
+            out = self.call(messages, params, k).await?;
+            if out.len() < k as usize {
+                self.ignores_n.store(true, Ordering::Relaxed);
+            }
+            out.truncate(k as usize);
+        }
+        while out.len() < k as usize {
+            // Vary the seed so that servers which honour it do not return the
+            // same sample again.
+            let p = GenParams {
+                seed: params.seed.map(|s| s + out.len() as u64),
+                ..params.clone()
+            };
+            let mut one = self.call(messages, &p, 1).await?;
+            out.append(&mut one);
+        }
+        Ok(out)
+    }
+
+    /// One logical request (with retries) for `n` choices.
+    async fn call(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        n: u32,
+    ) -> Result<Vec<RawCompletion>, LlmError> {
+        let mut body = serde_json::json!({
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+        });
+        if n > 1 {
+            body["n"] = n.into();
+        }
+        if let Some(seed) = params.seed {
+            body["seed"] = seed.into();
+        }
+        let estimated_tokens = messages
+            .iter()
+            .map(|m| m.content.len() as u32 / 4 + 4)
+            .sum::<u32>()
+            + params.max_tokens;
+        let mut attempt = 0;
+        loop {
+            self.wait_for_rate_limits(estimated_tokens).await;
+            let permit = self
+                .in_flight
+                .acquire()
+                .await
+                .expect("semaphore is never closed");
+            let start = Instant::now();
+            self.stats.http_calls.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.attempt(&body).await;
+            let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+            drop(permit);
+            let (reason, retry_after) = match outcome {
+                Attempt::Done(texts, usage) => {
+                    return Ok(texts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, text)| RawCompletion {
+                            text,
+                            // Usage is per call: put it on the first sample.
+                            prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 },
+                            completion_tokens: if i == 0 { usage.completion_tokens } else { 0 },
+                            latency_ms,
+                        })
+                        .collect());
+                }
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(reason, after) => (reason, after),
+            };
+            if attempt >= self.config.max_retries {
+                return Err(LlmError::Request(format!(
+                    "gave up after {} attempts: {reason}",
+                    attempt + 1
+                )));
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+            attempt += 1;
+        }
+    }
+
+    async fn wait_for_rate_limits(&self, tokens: u32) {
+        if let Some(r) = &self.requests {
+            r.until_ready().await;
+        }
+        if let Some(t) = &self.tokens {
+            // A request larger than the whole per-minute budget waits for a
+            // full budget instead of forever.
+            let n = NonZeroU32::new(tokens.max(1)).expect("nonzero");
+            if t.until_n_ready(n).await.is_err() {
+                t.until_ready().await;
+            }
+        }
+    }
+
+    /// Exponential backoff with jitter: base * 2^attempt, capped, times a
+    /// random factor in [0.5, 1.5).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .config
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(20));
+        let capped = base.min(self.config.max_backoff);
+        capped.mul_f64(rand::rng().random_range(0.5..1.5))
+    }
+
+    async fn attempt(&self, body: &serde_json::Value) -> Attempt {
+        let url = format!("{}/chat/completions", self.config.base_url);
+        let mut request = self.http.post(&url).json(body);
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Attempt::Retry("request timed out".into(), None),
+            Err(e) if e.is_connect() || e.is_request() => {
+                return Attempt::Retry(format!("cannot reach {url}: {}", error_chain(&e)), None);
+            }
+            Err(e) => {
+                return Attempt::Fail(LlmError::Request(format!(
+                    "request to {url} failed: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let text = match response.text().await {
+            Ok(t) => t,
+            Err(e) if e.is_timeout() => return Attempt::Retry("response timed out".into(), None),
+            Err(e) => {
+                return Attempt::Retry(format!("response broke off: {}", error_chain(&e)), None);
+            }
+        };
+        if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+            return Attempt::Retry(format!("HTTP {status}: {}", excerpt(&text)), retry_after);
+        }
+        match status.as_u16() {
+            401 | 403 => {
+                return Attempt::Fail(LlmError::Fatal(format!(
+                    "{url} refused the credentials (HTTP {status}); check the key in the variable named by --api-key-env"
+                )));
+            }
+            404 => {
+                return Attempt::Fail(LlmError::Fatal(format!(
+                    "{url} answered 404 for model {:?}; check --base-url and --model: {}",
+                    self.config.model,
+                    excerpt(&text)
+                )));
+            }
+            _ if !status.is_success() => {
+                return Attempt::Fail(LlmError::Request(format!(
+                    "HTTP {status}: {}",
+                    excerpt(&text)
+                )));
+            }
+            _ => {}
+        }
+        let parsed: ApiResponse = match serde_json::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                return Attempt::Fail(LlmError::Request(format!(
+                    "malformed response ({e}): {}",
+                    excerpt(&text)
+                )));
+            }
+        };
+        if parsed.choices.is_empty() {
+            return Attempt::Fail(LlmError::Request(format!(
+                "response without choices: {}",
+                excerpt(&text)
+            )));
+        }
+        let mut texts = Vec::with_capacity(parsed.choices.len());
+        for c in parsed.choices {
+            match (c.message.content, c.message.refusal) {
+                (_, Some(refusal)) if !refusal.is_empty() => {
+                    return Attempt::Fail(LlmError::Request(format!(
+                        "the model refused: {}",
+                        excerpt(&refusal)
+                    )));
+                }
+                (content, _) => texts.push(content.unwrap_or_default()),
+            }
+        }
+        Attempt::Done(texts, parsed.usage.unwrap_or_default())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn excerpt(text: &str) -> String {
+    let t: String = text.chars().take(300).collect();
+    if t.len() < text.len() {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
+
+/// `Retry-After` (seconds or an HTTP date) or OpenAI's `retry-after-ms`.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}

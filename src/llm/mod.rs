@@ -1,0 +1,113 @@
+//! Chat models behind one trait: the OpenAI-compatible HTTP client
+//! ([`client::OpenAiClient`]), wrapped by the on-disk cache
+//! ([`cache::CachedModel`]). Every completion carries its usage, latency and
+//! cache key, so a replay from the cache reports exactly what the original
+//! run did.
+
+pub mod cache;
+pub mod client;
+pub mod pricing;
+
+use serde::{Deserialize, Serialize};
+
+/// One chat message.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Message {
+            role: "system".into(),
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Message {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message {
+            role: "assistant".into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// Sampling parameters of a request.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GenParams {
+    pub temperature: f64,
+    pub max_tokens: u32,
+    /// Passed to the server when set (not every server honours it).
+    pub seed: Option<u64>,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams {
+            temperature: 0.0,
+            max_tokens: 1024,
+            seed: None,
+        }
+    }
+}
+
+/// A request for `n` samples of the same conversation.
+#[derive(Clone, Debug)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+    pub params: GenParams,
+    pub n: u32,
+}
+
+/// One generated answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    /// Prompt tokens of the HTTP call that produced this sample (counted on
+    /// the call's first sample only, so sums are right).
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Latency of the HTTP call, as first measured.
+    pub latency_ms: f64,
+    /// The cache key of this sample.
+    pub cache_key: String,
+    /// Served from the cache in this run.
+    #[serde(default)]
+    pub from_cache: bool,
+}
+
+/// Why a request produced no completion.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    /// The server refused or failed after every retry, or answered with
+    /// something that is not a chat completion: a failure of this example.
+    #[error("{0}")]
+    Request(String),
+    /// The run cannot go on (bad key, unknown model, cache miss in
+    /// cache-only mode): stop instead of failing every example.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Something that completes chats. Implementations must be cheap to share.
+#[async_trait::async_trait]
+pub trait ChatModel: Send + Sync {
+    /// Returns exactly `req.n` completions, or an error.
+    async fn complete(&self, req: &ChatRequest) -> Result<Vec<Completion>, LlmError>;
+
+    /// What identifies the model in cache keys and reports (never secrets).
+    fn identity(&self) -> ModelIdentity;
+}
+
+/// The endpoint and model name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelIdentity {
+    pub endpoint: String,
+    pub model: String,
+}

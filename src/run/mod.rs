@@ -1,0 +1,560 @@
+//! The `run` command: every selected question through every strategy against
+//! a chat model, scored as `eval` scores, checkpointed example by example.
+
+pub mod record;
+pub mod select;
+pub mod summary;
+
+use crate::dataset::{Example, Spider, Split, resolve_data_dir};
+use crate::eval::exact::hardness;
+use crate::eval::judge::{JudgeConfig, Mode};
+use crate::eval::parse::get_sql;
+use crate::eval::score::Scorer;
+use crate::exec::sandbox::Limits;
+use crate::llm::cache::{Cache, CacheMode, CachedModel, default_cache_path};
+use crate::llm::client::{ClientConfig, OPENAI_BASE_URL, OpenAiClient};
+use crate::llm::pricing::PriceTable;
+use crate::llm::{ChatModel, LlmError, ModelIdentity};
+use crate::strategy::examples::ExamplePool;
+use crate::strategy::pipeline::Resources;
+use crate::strategy::registry::find;
+use crate::strategy::{DbInfo, Env, Question, Strategy};
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use record::{Checkpoint, RunRecord, done_keys, rewrite_sorted};
+use select::{Selection, select};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use summary::{StrategySummary, summarize_run};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub data: Option<PathBuf>,
+    pub strategies: Vec<String>,
+    pub strategies_dir: PathBuf,
+    pub model: String,
+    pub base_url: String,
+    pub api_key_env: String,
+    pub split: Split,
+    pub selection: Selection,
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+    pub request_timeout_secs: f64,
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+    pub out: Option<PathBuf>,
+    pub resume: bool,
+    pub cache: Option<PathBuf>,
+    pub cache_mode: CacheMode,
+    pub mode: Mode,
+    pub timeout_secs: f64,
+    pub prices: Option<PathBuf>,
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// Defaults for everything but what must be chosen.
+    pub fn new(strategies: Vec<String>, model: &str) -> Self {
+        RunOptions {
+            data: None,
+            strategies,
+            strategies_dir: PathBuf::from("strategies"),
+            model: model.to_string(),
+            base_url: OPENAI_BASE_URL.to_string(),
+            api_key_env: "OPENAI_API_KEY".to_string(),
+            split: Split::Dev,
+            selection: Selection::default(),
+            concurrency: 8,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            request_timeout_secs: 120.0,
+            max_retries: 6,
+            retry_base_ms: 1000,
+            out: None,
+            resume: false,
+            cache: None,
+            cache_mode: CacheMode::ReadWrite,
+            mode: Mode::Official,
+            timeout_secs: 30.0,
+            prices: None,
+            progress: true,
+        }
+    }
+}
+
+/// What a run folder's `config.json` records: enough to replay the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunConfig {
+    pub tool_version: String,
+    pub model: ModelIdentity,
+    /// The name of the variable the key was read from (never the key).
+    pub api_key_env: String,
+    pub split: String,
+    pub selection: Selection,
+    pub ids: Vec<usize>,
+    pub strategies: Vec<StrategyEntry>,
+    pub scoring: ScoringConfig,
+    /// SHA-256 of the data files the run read.
+    pub data_hashes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StrategyEntry {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoringConfig {
+    pub mode: Mode,
+    pub timeout_secs: f64,
+}
+
+pub const CONFIG_FILE: &str = "config.json";
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub records: Vec<RunRecord>,
+    pub summaries: Vec<StrategySummary>,
+    /// HTTP requests made by this invocation (0 when served from the cache).
+    pub http_calls: u64,
+    pub cache_hits: u64,
+}
+
+fn sha256_file(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|b| hex::encode(Sha256::digest(b)))
+}
+
+fn utc_stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Databases as strategies see them.
+fn db_infos(
+    spider: &Spider,
+    scorer: &Scorer,
+    examples: &[&Example],
+) -> Result<BTreeMap<String, Arc<DbInfo>>> {
+    let schemas = spider.load_schemas()?;
+    let mut out = BTreeMap::new();
+    for e in examples {
+        if out.contains_key(&e.db_id) {
+            continue;
+        }
+        let Some(schema) = schemas.get(&e.db_id) else {
+            continue;
+        };
+        let sqlite = scorer
+            .context(&e.db_id)
+            .and_then(|c| c.files.first().cloned());
+        out.insert(
+            e.db_id.clone(),
+            Arc::new(DbInfo {
+                db_id: e.db_id.clone(),
+                schema: schema.clone(),
+                sqlite,
+            }),
+        );
+    }
+    Ok(out)
+}
+
+fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
+    let train = spider
+        .load_split(Split::Train)
+        .context("few-shot strategies take their examples from the train split")?;
+    let scorer = Scorer::new(spider, &train, JudgeConfig::default())?;
+    let refs: Vec<&Example> = train.iter().collect();
+    let dbs = db_infos(spider, &scorer, &refs)?;
+    Ok(Arc::new(ExamplePool::new(&train, dbs)))
+}
+
+fn build_model(opts: &RunOptions) -> Result<Arc<CachedModel>> {
+    let api_key = std::env::var(&opts.api_key_env)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    if api_key.is_none()
+        && opts.base_url.trim_end_matches('/') == OPENAI_BASE_URL
+        && opts.cache_mode != CacheMode::CacheOnly
+    {
+        bail!(
+            "${} is not set: set it to your OpenAI key, name another variable with --api-key-env, \
+             or point --base-url at an OpenAI-compatible server (vLLM, llama.cpp, Ollama...)",
+            opts.api_key_env
+        );
+    }
+    let mut config = ClientConfig::new(&opts.base_url, &opts.model, api_key);
+    config.concurrency = opts.concurrency.max(1);
+    config.requests_per_minute = opts.requests_per_minute;
+    config.tokens_per_minute = opts.tokens_per_minute;
+    config.request_timeout = Duration::from_secs_f64(opts.request_timeout_secs);
+    config.max_retries = opts.max_retries;
+    config.initial_backoff = Duration::from_millis(opts.retry_base_ms);
+    let client = Arc::new(OpenAiClient::new(config)?);
+    let cache = match opts.cache_mode {
+        CacheMode::Off => None,
+        _ => {
+            let path = opts.cache.clone().unwrap_or_else(default_cache_path);
+            Some(
+                Cache::open(&path)
+                    .with_context(|| format!("cannot open the LLM cache {}", path.display()))?,
+            )
+        }
+    };
+    Ok(Arc::new(CachedModel::new(client, cache, opts.cache_mode)))
+}
+
+/// Runs the strategies and returns the scored records.
+pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
+    let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
+    let examples = spider.load_split(opts.split)?;
+    let limits = Limits {
+        timeout: Duration::from_secs_f64(opts.timeout_secs),
+        ..Limits::default()
+    };
+    let judge = JudgeConfig {
+        mode: opts.mode,
+        limits: limits.clone(),
+        ..JudgeConfig::default()
+    };
+    let scorer = Arc::new(Scorer::new(&spider, &examples, judge)?);
+
+    // Which questions.
+    let candidates: Vec<select::Candidate> = examples
+        .iter()
+        .map(|e| {
+            let ctx = scorer.context(&e.db_id).expect("context per database");
+            select::Candidate {
+                id: e.id,
+                db_id: e.db_id.clone(),
+                hardness: get_sql(&ctx.parse_schema, &e.gold)
+                    .ok()
+                    .map(|s| hardness(&s)),
+                scorable: ctx.missing.is_none(),
+            }
+        })
+        .collect();
+    let ids = select(&candidates, &opts.selection);
+    if ids.is_empty() {
+        bail!(
+            "no question matches the selection (split {}, {:?})",
+            opts.split.name(),
+            opts.selection
+        );
+    }
+    let chosen: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
+    let dbs = db_infos(&spider, &scorer, &chosen)?;
+
+    // Which strategies.
+    let found = opts
+        .strategies
+        .iter()
+        .map(|n| find(n, &opts.strategies_dir))
+        .collect::<Result<Vec<_>>>()?;
+    let resources = Resources {
+        pool: if found.iter().any(|f| f.needs_examples()) {
+            Some(load_pool(&spider)?)
+        } else {
+            None
+        },
+    };
+    let strategies: Vec<Arc<dyn Strategy>> = found
+        .into_iter()
+        .map(|f| f.build(&resources))
+        .collect::<Result<_>>()?;
+    let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
+
+    let model = build_model(opts)?;
+    let config = RunConfig {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: model.identity(),
+        api_key_env: opts.api_key_env.clone(),
+        split: opts.split.name().to_string(),
+        selection: opts.selection.clone(),
+        ids: ids.clone(),
+        strategies: strategies
+            .iter()
+            .map(|s| StrategyEntry {
+                name: s.name().into(),
+                description: s.description().into(),
+                parameters: s.parameters(),
+            })
+            .collect(),
+        scoring: ScoringConfig {
+            mode: opts.mode,
+            timeout_secs: opts.timeout_secs,
+        },
+        data_hashes: [opts.split.file_name(), "tables.json", "dev_gold.sql"]
+            .iter()
+            .filter_map(|f| sha256_file(&spider.root.join(f)).map(|h| (f.to_string(), h)))
+            .collect(),
+    };
+    let dir = opts.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join("runs").join(format!(
+            "{}-{}",
+            utc_stamp(),
+            sanitize(&opts.model)
+        ))
+    });
+    prepare_dir(&dir, &config, opts.resume)?;
+
+    let prices = {
+        let mut p = PriceTable::with_defaults();
+        if let Some(f) = &opts.prices {
+            p.load_overrides(f)?;
+        }
+        p
+    };
+    let env = Arc::new(Env {
+        model: model.clone() as Arc<dyn ChatModel>,
+        limits,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ctx = RunContext {
+        scorer,
+        dbs,
+        env,
+        prices,
+        model_name: opts.model.clone(),
+    };
+    runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
+    let records = rewrite_sorted(&dir, &order)?;
+    let summaries = summarize_run(&records, &order);
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summaries)?,
+    )?;
+    std::fs::write(
+        dir.join("summary.md"),
+        summary::render_comparison(&summaries, crate::report::Format::Markdown),
+    )?;
+    Ok(RunOutcome {
+        dir,
+        records,
+        summaries,
+        http_calls: model.client().stats.http_calls.load(Ordering::Relaxed),
+        cache_hits: model.stats.hits.load(Ordering::Relaxed),
+    })
+}
+
+/// Creates the run folder, or checks that a resumed one was made for the
+/// same run.
+fn prepare_dir(dir: &Path, config: &RunConfig, resume: bool) -> Result<()> {
+    let config_path = dir.join(CONFIG_FILE);
+    if config_path.exists() {
+        if !resume {
+            bail!(
+                "{} already holds a run; pass --resume to continue it, or choose another --out",
+                dir.display()
+            );
+        }
+        let old: RunConfig = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
+            .with_context(|| {
+                format!(
+                    "{} is not a spider-bench run configuration",
+                    config_path.display()
+                )
+            })?;
+        let same = |a: &RunConfig, b: &RunConfig| {
+            a.model == b.model
+                && a.split == b.split
+                && a.ids == b.ids
+                && a.strategies == b.strategies
+                && a.scoring == b.scoring
+        };
+        if !same(&old, config) {
+            bail!(
+                "{} was made for a different run (model, split, questions, strategies or scoring differ); \
+                 resume it with the same arguments, or choose another --out",
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&config_path, serde_json::to_string_pretty(config)?)?;
+    Ok(())
+}
+
+struct RunContext {
+    scorer: Arc<Scorer>,
+    dbs: BTreeMap<String, Arc<DbInfo>>,
+    env: Arc<Env>,
+    prices: PriceTable,
+    model_name: String,
+}
+
+async fn answer(
+    ctx: &RunContext,
+    strategy: &dyn Strategy,
+    example: &Example,
+) -> Result<RunRecord, LlmError> {
+    let scorable = ctx
+        .scorer
+        .context(&example.db_id)
+        .is_some_and(|c| c.missing.is_none());
+    let prediction = match ctx.dbs.get(&example.db_id) {
+        Some(db) if scorable => {
+            strategy
+                .predict(&Question { example, db }, &ctx.env)
+                .await?
+        }
+        // Unscorable questions cost nothing: they are recorded as skipped.
+        _ => Default::default(),
+    };
+    let scorer = ctx.scorer.clone();
+    let (e, sql) = (example.clone(), prediction.sql.clone());
+    let scored = tokio::task::spawn_blocking(move || scorer.score_one(&e, sql.as_deref()))
+        .await
+        .map_err(|e| LlmError::Fatal(format!("scoring panicked: {e}")))?;
+    let c = &prediction.completions;
+    let (tokens_in, tokens_out) = (
+        c.iter().map(|x| x.prompt_tokens).sum(),
+        c.iter().map(|x| x.completion_tokens).sum(),
+    );
+    Ok(RunRecord {
+        id: example.id,
+        strategy: strategy.name().to_string(),
+        db_id: example.db_id.clone(),
+        question: example.question.clone(),
+        gold: example.gold.clone(),
+        pred: prediction.sql,
+        exec: scored.exec,
+        exact: scored.exact,
+        hardness: scored.hardness,
+        status: scored.status,
+        error: scored.error,
+        model_failure: prediction.failure,
+        tokens_in,
+        tokens_out,
+        latency_ms: c.iter().map(|x| x.latency_ms).sum(),
+        calls: c.len(),
+        cost_usd: ctx.prices.cost(&ctx.model_name, tokens_in, tokens_out),
+        cache_keys: c.iter().map(|x| x.cache_key.clone()).collect(),
+        candidates: prediction.candidates,
+    })
+}
+
+async fn execute(
+    ctx: &RunContext,
+    strategies: &[Arc<dyn Strategy>],
+    chosen: &[&Example],
+    dir: &Path,
+    opts: &RunOptions,
+) -> Result<()> {
+    let (mut checkpoint, existing) = Checkpoint::open(dir)?;
+    let done = done_keys(&existing);
+    let todo: Vec<(&Arc<dyn Strategy>, &Example)> = strategies
+        .iter()
+        .flat_map(|s| chosen.iter().map(move |e| (s, *e)))
+        .filter(|(s, e)| !done.contains(&(s.name().to_string(), e.id)))
+        .collect();
+    let bar = progress_bar(
+        opts.progress,
+        (todo.len() + existing.len()) as u64,
+        existing.len() as u64,
+    );
+    let mut tally = Tally::from(&existing);
+    bar.set_message(tally.message());
+    let mut results =
+        futures::stream::iter(todo.into_iter().map(|(s, e)| answer(ctx, s.as_ref(), e)))
+            .buffer_unordered(opts.concurrency.max(1));
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(record) => {
+                checkpoint.append(&record)?;
+                tally.add(&record);
+                bar.set_message(tally.message());
+                bar.inc(1);
+            }
+            Err(e) => {
+                bar.abandon();
+                return Err(anyhow::anyhow!(
+                    "run stopped: {e} (finished examples are saved; fix the problem and rerun with --resume)"
+                ));
+            }
+        }
+    }
+    bar.finish();
+    Ok(())
+}
+
+fn progress_bar(visible: bool, total: u64, done: u64) -> indicatif::ProgressBar {
+    let bar = if visible {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(done);
+    bar
+}
+
+/// Running totals for the progress line.
+#[derive(Default)]
+struct Tally {
+    scored: usize,
+    correct: usize,
+    tokens: u64,
+    cost: f64,
+}
+
+impl Tally {
+    fn from(records: &[RunRecord]) -> Self {
+        let mut t = Tally::default();
+        for r in records {
+            t.add(r);
+        }
+        t
+    }
+    fn add(&mut self, r: &RunRecord) {
+        if r.exec.is_some() {
+            self.scored += 1;
+            self.correct += usize::from(r.exec == Some(true));
+        }
+        self.tokens += r.tokens_in + r.tokens_out;
+        self.cost += r.cost_usd;
+    }
+    fn message(&self) -> String {
+        let acc = if self.scored == 0 {
+            0.0
+        } else {
+            100.0 * self.correct as f64 / self.scored as f64
+        };
+        format!("EX {acc:.1}% | {} tokens | ${:.4}", self.tokens, self.cost)
+    }
+}

@@ -1,0 +1,179 @@
+//! The comparison table of a run: one row per strategy.
+
+use super::record::RunRecord;
+use crate::eval::exact::Hardness;
+use crate::eval::judge::Status;
+use crate::report::Format;
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StrategySummary {
+    pub strategy: String,
+    /// Scored questions (skipped ones excluded).
+    pub count: usize,
+    pub exec_correct: usize,
+    pub exact_correct: usize,
+    pub by_hardness: BTreeMap<Hardness, (usize, usize)>,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    pub calls: usize,
+    /// No SQL from the strategy (the model failed, or its answer held none).
+    pub no_answer: usize,
+    pub exec_errors: usize,
+    pub timeouts: usize,
+    pub skipped: usize,
+}
+
+impl StrategySummary {
+    pub fn exec_accuracy(&self) -> f64 {
+        ratio(self.exec_correct, self.count)
+    }
+    pub fn exact_accuracy(&self) -> f64 {
+        ratio(self.exact_correct, self.count)
+    }
+    pub fn per_question(&self, x: f64) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            x / self.count as f64
+        }
+    }
+    pub fn level_accuracy(&self, h: Hardness) -> Option<f64> {
+        self.by_hardness
+            .get(&h)
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, ok)| ratio(*ok, *n))
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// One summary per strategy, in the given order.
+pub fn summarize_run(records: &[RunRecord], order: &[String]) -> Vec<StrategySummary> {
+    order
+        .iter()
+        .map(|name| {
+            let mut s = StrategySummary {
+                strategy: name.clone(),
+                count: 0,
+                exec_correct: 0,
+                exact_correct: 0,
+                by_hardness: BTreeMap::new(),
+                tokens_in: 0,
+                tokens_out: 0,
+                cost_usd: 0.0,
+                calls: 0,
+                no_answer: 0,
+                exec_errors: 0,
+                timeouts: 0,
+                skipped: 0,
+            };
+            for r in records.iter().filter(|r| &r.strategy == name) {
+                s.tokens_in += r.tokens_in;
+                s.tokens_out += r.tokens_out;
+                s.cost_usd += r.cost_usd;
+                s.calls += r.calls;
+                match r.status {
+                    Status::Skipped | Status::GoldError => {
+                        s.skipped += 1;
+                        continue;
+                    }
+                    Status::ExecError => s.exec_errors += 1,
+                    Status::Timeout => s.timeouts += 1,
+                    _ => {}
+                }
+                s.no_answer += usize::from(r.pred.is_none());
+                s.count += 1;
+                let ok = r.exec == Some(true);
+                s.exec_correct += usize::from(ok);
+                s.exact_correct += usize::from(r.exact == Some(true));
+                if let Some(h) = r.hardness {
+                    let e = s.by_hardness.entry(h).or_default();
+                    e.0 += 1;
+                    e.1 += usize::from(ok);
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+const HEADER: [&str; 14] = [
+    "strategy", "n", "EX", "easy", "medium", "hard", "extra", "EM", "tokens/q", "$/q", "$ total",
+    "no SQL", "exec err", "timeout",
+];
+
+fn row(s: &StrategySummary) -> Vec<String> {
+    let pct = |x: f64| format!("{:.1}", 100.0 * x);
+    let mut r = vec![
+        s.strategy.clone(),
+        s.count.to_string(),
+        pct(s.exec_accuracy()),
+    ];
+    for h in Hardness::ALL {
+        r.push(s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into()));
+    }
+    r.push(pct(s.exact_accuracy()));
+    r.push(format!(
+        "{:.0}",
+        s.per_question((s.tokens_in + s.tokens_out) as f64)
+    ));
+    r.push(format!("{:.5}", s.per_question(s.cost_usd)));
+    r.push(format!("{:.4}", s.cost_usd));
+    r.push(s.no_answer.to_string());
+    r.push(s.exec_errors.to_string());
+    r.push(s.timeouts.to_string());
+    r
+}
+
+/// Renders the comparison (EX = execution accuracy %, EM = exact match %).
+pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(summaries).expect("serializes") + "\n",
+        Format::Csv => {
+            let mut out = HEADER.join(",") + "\n";
+            for s in summaries {
+                out.push_str(&(row(s).join(",") + "\n"));
+            }
+            out
+        }
+        Format::Markdown => {
+            let mut out = format!(
+                "| {} |\n|{}\n",
+                HEADER.join(" | "),
+                "---|".repeat(HEADER.len())
+            );
+            for s in summaries {
+                out.push_str(&format!("| {} |\n", row(s).join(" | ")));
+            }
+            out.push_str("\nEX: execution accuracy (%), by hardness; EM: exact-set match (%).\n");
+            out
+        }
+        Format::Table => {
+            let mut t = Table::new();
+            t.load_style(presets::UTF8_FULL_CONDENSED);
+            t.set_header(HEADER.iter().map(|h| Cell::new(h)).collect::<Vec<_>>());
+            for s in summaries {
+                t.add_row(
+                    row(s)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if i == 0 {
+                                Cell::new(c)
+                            } else {
+                                Cell::new(c).set_alignment(CellAlignment::Right)
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            format!("{t}\nEX: execution accuracy (%), by hardness; EM: exact-set match (%).\n")
+        }
+    }
+}
