@@ -1,10 +1,13 @@
 //! The `spider-bench` command line: argument parsing only; the work is in the library.
 
 use clap::{Args, Parser, Subcommand};
-use spider_bench::commands::{data_check, eval};
+use spider_bench::commands::{data_check, eval, run};
 use spider_bench::dataset::Split;
 use spider_bench::eval::judge::Mode;
+use spider_bench::llm::cache::CacheMode;
 use spider_bench::report::Format;
+use spider_bench::run::RunOptions;
+use spider_bench::run::select::Selection;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,6 +26,21 @@ struct Cli {
 enum Command {
     /// Score predicted SQL against the gold, as the official evaluator does.
     Eval(EvalArgs),
+    /// Run strategies against a chat model and compare them.
+    Run(RunArgs),
+    /// Print the comparison table of saved runs again.
+    Report {
+        /// Run folders (written by `run`).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List the strategies: built-in rungs and files in strategies/.
+    Strategies {
+        #[arg(long, default_value = "strategies")]
+        dir: PathBuf,
+    },
     /// Inspect the Spider data folder.
     Data {
         #[command(subcommand)]
@@ -75,6 +93,125 @@ struct EvalArgs {
     format: Format,
 }
 
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Strategies, comma-separated: rungs (zero-shot, few-shot, cot, exec-retry,
+    /// self-consistency), compositions (cot+self-consistency) or TOML names.
+    #[arg(long, value_delimiter = ',', required = true)]
+    strategy: Vec<String>,
+    /// Folder of TOML strategy files.
+    #[arg(long, default_value = "strategies")]
+    strategies_dir: PathBuf,
+    /// Model name as the server knows it.
+    #[arg(long)]
+    model: String,
+    /// OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama: http://host:port/v1).
+    #[arg(long, default_value = spider_bench::llm::client::OPENAI_BASE_URL)]
+    base_url: String,
+    /// Environment variable holding the API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    #[arg(long, value_enum, default_value = "dev")]
+    split: Split,
+    /// The first N scorable questions.
+    #[arg(long, conflicts_with = "sample")]
+    limit: Option<usize>,
+    /// N questions drawn at random, stratified by hardness.
+    #[arg(long)]
+    sample: Option<usize>,
+    /// Seed of --sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Only questions on this database.
+    #[arg(long)]
+    db: Option<String>,
+    /// Requests (and questions) in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Requests per minute, at most.
+    #[arg(long)]
+    rpm: Option<u32>,
+    /// Tokens per minute, at most (estimated before each request).
+    #[arg(long)]
+    tpm: Option<u32>,
+    #[arg(long, default_value_t = 120.0)]
+    request_timeout_secs: f64,
+    /// Retries of a request on 429, 5xx and timeouts.
+    #[arg(long, default_value_t = 6)]
+    max_retries: u32,
+    /// First retry delay (doubled each time, with jitter) unless the server says Retry-After.
+    #[arg(long, default_value_t = 1000)]
+    retry_base_ms: u64,
+    /// Run folder (default: results/runs/<time>-<model>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue the run in --out, skipping finished examples.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// LLM cache file (default: ~/.cache/spider-bench/llm-cache.sqlite).
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
+    /// Replay from the cache only; a miss stops the run.
+    #[arg(long, conflicts_with = "no_cache")]
+    cache_only: bool,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long, value_enum, default_value = "official")]
+    mode: Mode,
+    /// Time limit per SQL execution, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
+    timeout_secs: f64,
+    /// Price table overrides (TOML: [models."name"] input = .., output = .., USD per 1M tokens).
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    fn options(self) -> RunOptions {
+        let mut o = RunOptions::new(self.strategy, &self.model);
+        o.data = self.data;
+        o.strategies_dir = self.strategies_dir;
+        o.base_url = self.base_url;
+        o.api_key_env = self.api_key_env;
+        o.split = self.split;
+        o.selection = Selection {
+            limit: self.limit,
+            sample: self.sample,
+            seed: self.seed,
+            db: self.db,
+        };
+        o.concurrency = self.concurrency;
+        o.requests_per_minute = self.rpm;
+        o.tokens_per_minute = self.tpm;
+        o.request_timeout_secs = self.request_timeout_secs;
+        o.max_retries = self.max_retries;
+        o.retry_base_ms = self.retry_base_ms;
+        o.out = self.out;
+        o.resume = self.resume;
+        o.cache = self.cache;
+        o.cache_mode = if self.no_cache {
+            CacheMode::Off
+        } else if self.cache_only {
+            CacheMode::CacheOnly
+        } else {
+            CacheMode::ReadWrite
+        };
+        o.mode = self.mode;
+        o.timeout_secs = self.timeout_secs;
+        o.prices = self.prices;
+        o.progress = !self.quiet;
+        o
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -89,6 +226,12 @@ fn main() -> ExitCode {
             out: a.out,
             format: a.format,
         }),
+        Command::Run(a) => {
+            let format = a.format;
+            run::run_command(&a.options(), format)
+        }
+        Command::Report { dirs, format } => run::report(&dirs, format),
+        Command::Strategies { dir } => run::strategies(&dir),
         Command::Data {
             command:
                 DataCommand::Check {

@@ -250,5 +250,8 @@ fn data_check_reports_missing_databases_and_runs_every_gold() {
         "{stdout}"
     );
     assert!(stdout.contains("lost_db: 1"), "{stdout}");
-    assert!(stdout.contains("train         not present"), "{stdout}");
+    assert!(
+        stdout.contains("train         8 questions: 8 golds run"),
+        "{stdout}"
+    );
 }

@@ -2,6 +2,7 @@
 //! calls these.
 pub mod data_check;
 pub mod eval;
+pub mod run;
 
 /// Runs `f` on a rayon pool of `jobs` threads (all cores when `None`).
 pub fn with_jobs<T: Send>(jobs: Option<usize>, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[path = "fake_llm.rs"]
+pub mod fake_llm;
 #[path = "mutations.rs"]
 pub mod mutations;
 

@@ -1,0 +1,69 @@
+//! `spider-bench run`, `report` and `strategies`.
+
+use crate::report::Format;
+use crate::run::record::read_records;
+use crate::run::summary::{render_comparison, summarize_run};
+use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};
+use crate::strategy::registry::list;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Runs, then prints the comparison table and where the run folder is.
+pub fn run_command(opts: &RunOptions, format: Format) -> Result<()> {
+    let outcome = run(opts)?;
+    print!("{}", render_comparison(&outcome.summaries, format));
+    eprintln!(
+        "run folder: {}  ({} HTTP requests, {} completions from the cache)",
+        outcome.dir.display(),
+        outcome.http_calls,
+        outcome.cache_hits
+    );
+    Ok(())
+}
+
+/// Prints the comparison table of saved runs (several folders: one table).
+pub fn report(dirs: &[PathBuf], format: Format) -> Result<()> {
+    let mut summaries = Vec::new();
+    for dir in dirs {
+        let config: RunConfig = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(CONFIG_FILE)).with_context(|| {
+                format!("{} is not a run folder (no {CONFIG_FILE})", dir.display())
+            })?,
+        )?;
+        let (records, _) = read_records(&dir.join(crate::run::record::PREDICTIONS_FILE))?;
+        let order: Vec<String> = config.strategies.iter().map(|s| s.name.clone()).collect();
+        let mut these = summarize_run(&records, &order);
+        if dirs.len() > 1 {
+            for s in &mut these {
+                s.strategy = format!("{} ({})", s.strategy, run_label(dir, &config));
+            }
+        }
+        summaries.extend(these);
+    }
+    print!("{}", render_comparison(&summaries, format));
+    Ok(())
+}
+
+fn run_label(dir: &Path, config: &RunConfig) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    format!("{}, {}", config.model.model, name)
+}
+
+/// Lists every strategy with a one-line description.
+pub fn strategies(dir: &Path) -> Result<()> {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["strategy", "description", "from"]);
+    for s in list(dir) {
+        t.add_row(vec![s.name, s.description, s.source]);
+    }
+    println!("{t}");
+    println!(
+        "Combine rungs with '+', e.g. cot+self-consistency; add TOML files to {}.",
+        dir.display()
+    );
+    Ok(())
+}

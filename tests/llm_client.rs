@@ -1,0 +1,288 @@
+//! The OpenAI-compatible client and its cache against a real HTTP server on
+//! 127.0.0.1 (tests/common/fake_llm.rs).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::fake_llm::{FakeLlm, Reply};
+use spider_bench::llm::cache::{Cache, CacheMode, CachedModel};
+use spider_bench::llm::client::{ClientConfig, OpenAiClient};
+use spider_bench::llm::{ChatModel, ChatRequest, GenParams, LlmError, Message};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn config(server: &FakeLlm) -> ClientConfig {
+    let mut c = ClientConfig::new(&server.url, "test-model", Some("sk-test-KEY".into()));
+    c.initial_backoff = Duration::from_millis(20);
+    c.max_backoff = Duration::from_millis(100);
+    c.max_retries = 3;
+    c.request_timeout = Duration::from_secs(5);
+    c
+}
+
+fn request(n: u32) -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::user("Question: how many?")],
+        params: GenParams::default(),
+        n,
+    }
+}
+
+fn model(c: ClientConfig, cache: Option<Cache>, mode: CacheMode) -> CachedModel {
+    CachedModel::new(Arc::new(OpenAiClient::new(c).unwrap()), cache, mode)
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("llm-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn answers_carry_usage_and_the_key_goes_in_the_header_only() {
+    let server = FakeLlm::start(Arc::new(|_, _| Reply::Answers(vec!["SELECT 1".into()])));
+    let m = model(config(&server), None, CacheMode::Off);
+    let out = block(m.complete(&request(1))).unwrap();
+    assert_eq!(out[0].text, "SELECT 1");
+    assert!(out[0].prompt_tokens > 0 && out[0].completion_tokens > 0);
+    assert_eq!(
+        server.auth_headers(),
+        [Some("Bearer sk-test-KEY".to_string())]
+    );
+    assert!(!server.bodies()[0].to_string().contains("sk-test-KEY"));
+}
+
+#[test]
+fn rate_limits_are_retried_after_the_time_the_server_asks_for() {
+    let server = FakeLlm::start(Arc::new(|_, n| {
+        if n == 0 {
+            Reply::Status(429, Some("1".into()))
+        } else {
+            Reply::Answers(vec!["ok".into()])
+        }
+    }));
+    let m = model(config(&server), None, CacheMode::Off);
+    let start = Instant::now();
+    let out = block(m.complete(&request(1))).unwrap();
+    assert_eq!(out[0].text, "ok");
+    assert_eq!(server.calls(), 2);
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 not honoured ({:?})",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn server_errors_are_retried_with_backoff_then_reported() {
+    let flaky = FakeLlm::start(Arc::new(|_, n| {
+        if n < 2 {
+            Reply::Status(503, None)
+        } else {
+            Reply::Answers(vec!["ok".into()])
+        }
+    }));
+    assert_eq!(
+        block(model(config(&flaky), None, CacheMode::Off).complete(&request(1))).unwrap()[0].text,
+        "ok"
+    );
+    assert_eq!(flaky.calls(), 3);
+    let down = FakeLlm::start(Arc::new(|_, _| Reply::Status(500, None)));
+    let err = block(model(config(&down), None, CacheMode::Off).complete(&request(1))).unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Request(m) if m.contains("gave up after 4 attempts")),
+        "{err}"
+    );
+    assert_eq!(down.calls(), 4);
+}
+
+#[test]
+fn malformed_and_refused_responses_are_failures_not_crashes() {
+    let bad = FakeLlm::start(Arc::new(|_, _| Reply::Malformed));
+    let err = block(model(config(&bad), None, CacheMode::Off).complete(&request(1))).unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Request(m) if m.contains("malformed")),
+        "{err}"
+    );
+    assert_eq!(bad.calls(), 1, "a malformed answer is not retried");
+    let denied = FakeLlm::start(Arc::new(|_, _| Reply::Status(401, None)));
+    assert!(matches!(
+        block(model(config(&denied), None, CacheMode::Off).complete(&request(1))),
+        Err(LlmError::Fatal(_))
+    ));
+    let bad_request = FakeLlm::start(Arc::new(|_, _| Reply::Status(400, None)));
+    assert!(matches!(
+        block(model(config(&bad_request), None, CacheMode::Off).complete(&request(1))),
+        Err(LlmError::Request(_))
+    ));
+}
+
+#[test]
+fn slow_responses_time_out_and_are_retried() {
+    let slow = FakeLlm::start(Arc::new(|_, n| {
+        if n == 0 {
+            Reply::Slow(
+                Duration::from_secs(3),
+                Box::new(Reply::Answers(vec!["late".into()])),
+            )
+        } else {
+            Reply::Answers(vec!["quick".into()])
+        }
+    }));
+    let mut c = config(&slow);
+    c.request_timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let out = block(model(c, None, CacheMode::Off).complete(&request(1))).unwrap();
+    assert_eq!(out[0].text, "quick");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn n_samples_natively_or_one_request_each() {
+    let native = FakeLlm::start(Arc::new(|b, _| {
+        Reply::Answers(
+            (0..b["n"].as_u64().unwrap_or(1))
+                .map(|i| format!("s{i}"))
+                .collect(),
+        )
+    }));
+    let out = block(model(config(&native), None, CacheMode::Off).complete(&request(3))).unwrap();
+    assert_eq!(
+        out.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+        ["s0", "s1", "s2"]
+    );
+    assert_eq!(native.calls(), 1);
+    let ignores_n = FakeLlm::start(Arc::new(|_, n| Reply::Answers(vec![format!("call{n}")])));
+    let out = block(model(config(&ignores_n), None, CacheMode::Off).complete(&request(3))).unwrap();
+    assert_eq!(
+        out.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+        ["call0", "call1", "call2"]
+    );
+    assert_eq!(ignores_n.calls(), 3);
+}
+
+#[test]
+fn the_cache_replays_without_http_and_never_stores_the_key() {
+    let dir = scratch("cache");
+    let server = FakeLlm::start(Arc::new(|_, n| Reply::Answers(vec![format!("answer {n}")])));
+    let first = block(
+        model(
+            config(&server),
+            Some(Cache::open(&dir.join("c.sqlite")).unwrap()),
+            CacheMode::ReadWrite,
+        )
+        .complete(&request(2)),
+    )
+    .unwrap();
+    assert_eq!(server.calls(), 2);
+    let again = block(
+        model(
+            config(&server),
+            Some(Cache::open(&dir.join("c.sqlite")).unwrap()),
+            CacheMode::CacheOnly,
+        )
+        .complete(&request(2)),
+    )
+    .unwrap();
+    assert_eq!(server.calls(), 2, "a replay makes no HTTP call");
+    assert_eq!(
+        first
+            .iter()
+            .map(|c| (&c.text, &c.cache_key))
+            .collect::<Vec<_>>(),
+        again
+            .iter()
+            .map(|c| (&c.text, &c.cache_key))
+            .collect::<Vec<_>>()
+    );
+    assert!(again.iter().all(|c| c.from_cache));
+    // A different request misses: fatal in cache-only mode.
+    let other = ChatRequest { n: 1, ..request(1) };
+    let other = ChatRequest {
+        messages: vec![Message::user("Question: something else")],
+        ..other
+    };
+    let err = block(
+        model(
+            config(&server),
+            Some(Cache::open(&dir.join("c.sqlite")).unwrap()),
+            CacheMode::CacheOnly,
+        )
+        .complete(&other),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Fatal(m) if m.contains("cache miss")),
+        "{err}"
+    );
+    // --no-cache goes to the server.
+    block(
+        model(
+            config(&server),
+            Some(Cache::open(&dir.join("c.sqlite")).unwrap()),
+            CacheMode::Off,
+        )
+        .complete(&request(1)),
+    )
+    .unwrap();
+    assert_eq!(server.calls(), 3);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"sk-test-KEY"),
+            "the key reached the cache"
+        );
+    }
+}
+
+#[test]
+fn concurrency_is_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (f, p) = (in_flight.clone(), peak.clone());
+    let server = FakeLlm::start(Arc::new(move |_, _| {
+        let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+        p.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        f.fetch_sub(1, Ordering::SeqCst);
+        Reply::Answers(vec!["x".into()])
+    }));
+    let mut c = config(&server);
+    c.concurrency = 2;
+    let m = Arc::new(model(c, None, CacheMode::Off));
+    block(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    let req = ChatRequest {
+                        messages: vec![Message::user(format!("q{i}"))],
+                        params: GenParams::default(),
+                        n: 1,
+                    };
+                    m.complete(&req).await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(server.calls(), 8);
+    assert!(
+        peak.load(Ordering::SeqCst) <= 2,
+        "peak {} requests in flight",
+        peak.load(Ordering::SeqCst)
+    );
+}
