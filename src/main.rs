@@ -27,7 +27,7 @@ enum Command {
     /// Score predicted SQL against the gold, as the official evaluator does.
     Eval(EvalArgs),
     /// Run strategies against a chat model and compare them.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the comparison table of saved runs again.
     Report {
         /// Run folders (written by `run`).

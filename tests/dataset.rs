@@ -45,6 +45,13 @@ fn splits_take_gold_sql_from_the_gold_file_and_name_missing_splits() {
     assert_eq!(dev.len(), 12);
     assert!(matches!(source, GoldSource::GoldFile(_)));
     assert_eq!(dev[0].gold, "SELECT count(*) FROM singer");
-    let err = spider.load_split(Split::Train).unwrap_err().to_string();
-    assert!(err.contains("train_spider.json"), "{err}");
+    // No train_gold.sql here: the query field is used, and said so.
+    let (train, source) = spider.load_split_with_source(Split::Train).unwrap();
+    assert_eq!(train.len(), 8);
+    assert_eq!(source, GoldSource::QueryField("no train_gold.sql".into()));
+    let err = spider
+        .load_split(Split::TrainOthers)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("train_others.json"), "{err}");
 }

@@ -114,7 +114,7 @@ pub fn rewrite_sorted(dir: &Path, strategy_order: &[String]) -> Result<Vec<RunRe
             .position(|n| n == s)
             .unwrap_or(usize::MAX)
     };
-    records.sort_by(|a, b| (rank(&a.strategy), a.id).cmp(&(rank(&b.strategy), b.id)));
+    records.sort_by_key(|a| (rank(&a.strategy), a.id));
     let tmp = dir.join(format!("{PREDICTIONS_FILE}.tmp"));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     for r in &records {

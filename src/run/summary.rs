@@ -157,7 +157,7 @@ pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> Strin
         Format::Table => {
             let mut t = Table::new();
             t.load_style(presets::UTF8_FULL_CONDENSED);
-            t.set_header(HEADER.iter().map(|h| Cell::new(h)).collect::<Vec<_>>());
+            t.set_header(HEADER.iter().map(Cell::new).collect::<Vec<_>>());
             for s in summaries {
                 t.add_row(
                     row(s)

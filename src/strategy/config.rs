@@ -9,15 +9,10 @@ use std::path::Path;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct SchemaConfig {
     /// Sample rows shown under each CREATE TABLE.
     pub sample_rows: usize,
-}
-
-impl Default for SchemaConfig {
-    fn default() -> Self {
-        SchemaConfig { sample_rows: 0 }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -86,20 +81,12 @@ impl Default for GenerationConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct RepairConfig {
     /// Times an answer that fails to run is sent back with the error.
     pub rounds: u32,
     /// Also send back answers whose result is empty.
     pub on_empty: bool,
-}
-
-impl Default for RepairConfig {
-    fn default() -> Self {
-        RepairConfig {
-            rounds: 0,
-            on_empty: false,
-        }
-    }
 }
 
 /// Everything that defines a pipeline strategy.

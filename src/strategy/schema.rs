@@ -165,14 +165,13 @@ pub fn render_create_tables(
             quote_ident(&table.name),
             lines.join(",\n")
         );
-        if rows > 0 {
-            if let Some(sample) = conn
+        if rows > 0
+            && let Some(sample) = conn
                 .as_ref()
                 .and_then(|c| sample_rows(c, &table.name, rows))
-            {
-                block.push('\n');
-                block.push_str(&sample);
-            }
+        {
+            block.push('\n');
+            block.push_str(&sample);
         }
         out.push(block);
     }

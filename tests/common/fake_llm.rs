@@ -25,17 +25,20 @@ pub enum Reply {
 
 pub type Script = Arc<dyn Fn(&Value, usize) -> Reply + Send + Sync>;
 
+/// Every request: its body and Authorization header.
+type RequestLog = Arc<Mutex<Vec<(Value, Option<String>)>>>;
+
 #[derive(Clone)]
 struct Shared {
     script: Script,
     calls: Arc<AtomicUsize>,
-    log: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+    log: RequestLog,
 }
 
 pub struct FakeLlm {
     pub url: String,
     calls: Arc<AtomicUsize>,
-    log: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+    log: RequestLog,
 }
 
 impl FakeLlm {

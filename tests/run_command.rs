@@ -1,0 +1,410 @@
+//! `run` end to end against a real HTTP server on 127.0.0.1: every rung,
+//! repairs and votes, the cache, resuming a killed run, and secrets.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::fake_llm::{FakeLlm, Reply, Script, gold_answers, question_of};
+use common::mini_spider;
+use serde_json::Value;
+use spider_bench::llm::cache::CacheMode;
+use spider_bench::run::record::RunRecord;
+use spider_bench::run::{RunOptions, run};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn gold_map() -> HashMap<String, String> {
+    let dev: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap())
+            .unwrap();
+    dev.iter()
+        .map(|e| {
+            (
+                e["question"].as_str().unwrap().to_string(),
+                e["query"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn options(server: &FakeLlm, strategies: &[&str], dir: &Path, cache: &Path) -> RunOptions {
+    let mut o = RunOptions::new(
+        strategies.iter().map(|s| s.to_string()).collect(),
+        "gpt-4o-mini",
+    );
+    o.data = Some(mini_spider());
+    o.base_url = server.url.clone();
+    o.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
+    o.out = Some(dir.to_path_buf());
+    o.cache = Some(cache.to_path_buf());
+    o.progress = false;
+    o.retry_base_ms = 10;
+    o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
+    o
+}
+
+const RUNGS: [&str; 6] = [
+    "zero-shot",
+    "few-shot",
+    "cot",
+    "exec-retry",
+    "self-consistency",
+    "cot+self-consistency",
+];
+
+#[test]
+fn a_server_that_answers_the_gold_makes_every_rung_score_100_percent() {
+    let dir = scratch("gold");
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let outcome = run(&options(
+        &server,
+        &RUNGS,
+        &dir.join("run"),
+        &dir.join("cache.sqlite"),
+    ))
+    .unwrap();
+    assert_eq!(outcome.summaries.len(), RUNGS.len());
+    for s in &outcome.summaries {
+        assert_eq!(
+            (s.count, s.exec_correct, s.skipped),
+            (11, 11, 1),
+            "{}",
+            s.strategy
+        );
+        assert!(
+            s.tokens_in > 0 && s.cost_usd > 0.0,
+            "{}: usage not accounted",
+            s.strategy
+        );
+    }
+    // Self-consistency asked for 5 samples per question.
+    let sc = outcome
+        .records
+        .iter()
+        .find(|r| r.strategy == "self-consistency" && r.id == 0)
+        .unwrap();
+    assert_eq!((sc.calls, sc.candidates.len()), (5, 5));
+    // Few-shot prompts hold train examples, zero-shot prompts do not.
+    let bodies = server.bodies();
+    let has_examples = |b: &Value| {
+        b["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Examples (other databases)")
+    };
+    assert!(bodies.iter().any(has_examples));
+    assert!(!bodies.iter().all(has_examples));
+    for f in [
+        "config.json",
+        "predictions.jsonl",
+        "summary.json",
+        "summary.md",
+    ] {
+        assert!(dir.join("run").join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn exec_retry_repairs_and_self_consistency_votes() {
+    let dir = scratch("repair");
+    let gold = gold_map();
+    // First answers are broken SQL; answers to a repair request are the gold.
+    // With n samples, the first sample is wrong-but-valid and the rest gold.
+    let script: Script = Arc::new(move |body, _| {
+        let q = question_of(body);
+        let sql = gold.get(&q).cloned().unwrap_or_default();
+        let msgs = body["messages"].as_array().unwrap();
+        let n = body["n"].as_u64().unwrap_or(1) as usize;
+        if msgs.len() > 2 {
+            return Reply::Answers(vec![format!("```sql\n{sql}\n```")]);
+        }
+        if n > 1 {
+            let mut v = vec!["```sql\nSELECT 42\n```".to_string()];
+            v.extend(std::iter::repeat_n(format!("```sql\n{sql}\n```"), n - 1));
+            return Reply::Answers(v);
+        }
+        Reply::Answers(vec!["```sql\nSELECT nope FROM nowhere\n```".into()])
+    });
+    let server = FakeLlm::start(script);
+    let outcome = run(&options(
+        &server,
+        &["zero-shot", "exec-retry", "self-consistency"],
+        &dir.join("run"),
+        &dir.join("c.sqlite"),
+    ))
+    .unwrap();
+    let by = |name: &str| {
+        outcome
+            .summaries
+            .iter()
+            .find(|s| s.strategy == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("zero-shot").exec_correct, 0);
+    assert_eq!(by("zero-shot").exec_errors, 11);
+    assert_eq!(by("exec-retry").exec_correct, 11);
+    assert_eq!(by("self-consistency").exec_correct, 11);
+    let r = outcome
+        .records
+        .iter()
+        .find(|r| r.strategy == "exec-retry" && r.id == 0)
+        .unwrap();
+    assert_eq!((r.calls, r.candidates[0].repairs), (2, 1));
+}
+
+#[test]
+fn a_second_run_is_served_from_the_cache_with_identical_results() {
+    let dir = scratch("cache");
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let first = run(&options(
+        &server,
+        &["zero-shot", "self-consistency"],
+        &dir.join("a"),
+        &dir.join("c.sqlite"),
+    ))
+    .unwrap();
+    let calls = server.calls();
+    assert!(calls > 0);
+    let mut replay = options(
+        &server,
+        &["zero-shot", "self-consistency"],
+        &dir.join("b"),
+        &dir.join("c.sqlite"),
+    );
+    replay.cache_mode = CacheMode::CacheOnly;
+    let second = run(&replay).unwrap();
+    assert_eq!(server.calls(), calls, "the replay made HTTP calls");
+    assert_eq!(second.http_calls, 0);
+    assert_eq!(first.records, second.records);
+    assert_eq!(
+        std::fs::read(dir.join("a/predictions.jsonl")).unwrap(),
+        std::fs::read(dir.join("b/predictions.jsonl")).unwrap()
+    );
+    // --cache-only with an empty cache fails fast, naming the problem.
+    let mut cold = options(
+        &server,
+        &["zero-shot"],
+        &dir.join("c"),
+        &dir.join("empty.sqlite"),
+    );
+    cold.cache_mode = CacheMode::CacheOnly;
+    let err = format!("{:#}", run(&cold).err().unwrap());
+    assert!(err.contains("cache miss"), "{err}");
+}
+
+#[test]
+fn a_killed_run_resumes_without_repeating_finished_examples() {
+    let dir = scratch("resume");
+    let gold = gold_map();
+    let slow: Script = {
+        let inner = gold_answers(gold);
+        Arc::new(move |b, n| {
+            Reply::Slow(std::time::Duration::from_millis(150), Box::new(inner(b, n)))
+        })
+    };
+    let server = FakeLlm::start(slow);
+    let out = dir.join("run");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "run",
+            "--data",
+            mini_spider().to_str().unwrap(),
+            "--strategy",
+            "zero-shot,cot",
+            "--model",
+            "gpt-4o-mini",
+            "--base-url",
+            &server.url,
+            "--api-key-env",
+            "SPIDER_BENCH_TEST_KEY",
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            dir.join("c.sqlite").to_str().unwrap(),
+            "--concurrency",
+            "1",
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
+        .args(args(&[]))
+        .spawn()
+        .unwrap();
+    let preds = out.join("predictions.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&preds)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 5
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before: Vec<RunRecord> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        before.len() >= 5 && before.len() < 24,
+        "{} records before the kill",
+        before.len()
+    );
+    let calls_before = server.calls();
+    // Without --resume the folder is refused.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
+        .args(args(&[]))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
+        .args(args(&["--resume"]))
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let after: Vec<RunRecord> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(after.len(), 24);
+    let keys: std::collections::HashSet<(String, usize)> =
+        after.iter().map(|r| (r.strategy.clone(), r.id)).collect();
+    assert_eq!(keys.len(), 24, "duplicate records");
+    for r in &before {
+        assert!(
+            after.contains(r),
+            "a finished record changed: {} #{}",
+            r.strategy,
+            r.id
+        );
+    }
+    // Only unfinished scorable examples were asked (one request each, plus at
+    // most one answered by the killed process but not yet recorded).
+    let new_calls = server.calls() - calls_before;
+    let remaining = after
+        .iter()
+        .filter(|r| !before.contains(r) && r.status != spider_bench::eval::judge::Status::Skipped)
+        .count();
+    assert!(
+        new_calls <= remaining,
+        "{new_calls} calls for {remaining} remaining examples"
+    );
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("zero-shot"));
+}
+
+#[test]
+fn the_api_key_never_reaches_a_file_or_the_output() {
+    let dir = scratch("secret");
+    let secret = "sk-live-SECRET-0123456789";
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
+        .args([
+            "run",
+            "--data",
+            mini_spider().to_str().unwrap(),
+            "--strategy",
+            "zero-shot,exec-retry",
+            "--model",
+            "m",
+            "--base-url",
+            &server.url,
+            "--api-key-env",
+            "MY_KEY",
+            "--out",
+            dir.join("run").to_str().unwrap(),
+            "--cache",
+            dir.join("c.sqlite").to_str().unwrap(),
+            "--quiet",
+        ])
+        .env("MY_KEY", secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server
+            .auth_headers()
+            .iter()
+            .all(|h| h.as_deref() == Some(&format!("Bearer {secret}")[..]))
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains(secret));
+    for f in common::hash_tree(&dir).keys() {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the key is in {}",
+            f.display()
+        );
+    }
+    let config = std::fs::read_to_string(dir.join("run/config.json")).unwrap();
+    assert!(config.contains("\"api_key_env\": \"MY_KEY\""));
+}
+
+#[test]
+fn samples_are_stratified_and_report_reprints_the_table() {
+    let dir = scratch("sample");
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let mut o = options(
+        &server,
+        &["zero-shot"],
+        &dir.join("run"),
+        &dir.join("c.sqlite"),
+    );
+    o.selection.sample = Some(4);
+    o.selection.seed = 3;
+    let outcome = run(&o).unwrap();
+    assert_eq!(outcome.records.len(), 4);
+    assert!(outcome.records.iter().all(|r| r.db_id != "lost_db"));
+    let levels: std::collections::HashSet<_> = outcome.records.iter().map(|r| r.hardness).collect();
+    assert!(
+        levels.len() >= 2,
+        "a 4-question sample of a mixed set spans levels: {levels:?}"
+    );
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
+        .args([
+            "report",
+            dir.join("run").to_str().unwrap(),
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("zero-shot,4,100.0"),
+        "{csv}"
+    );
+}
