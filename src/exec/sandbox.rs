@@ -100,6 +100,13 @@ const FUNCTIONS_AFTER_3_40: &[&str] = &[
 
 /// Process-wide SQLite heap ceiling: allocation past it fails with SQLITE_NOMEM.
 const SQLITE_HEAP_LIMIT: i64 = 4 << 30;
+/// Past this, SQLite gives back page-cache memory before allocating more:
+/// with one connection per database and worker thread, caches would
+/// otherwise grow with every database a thread touches. The files are
+/// immutable and small, so pages re-read from the OS cache cost little.
+const SQLITE_SOFT_HEAP_LIMIT: i64 = 64 << 20;
+/// Page cache per connection, in KiB.
+const PAGE_CACHE_KIB: i64 = 1024;
 /// Longest string or blob SQLite may build.
 const SQLITE_MAX_LENGTH: i32 = 100_000_000;
 /// Progress handler period, in virtual machine instructions.
@@ -124,12 +131,18 @@ struct AuthLog {
 struct Db {
     conn: Connection,
     log: Arc<Mutex<AuthLog>>,
+    /// The sandbox's clock at the last use, for closing the least recent.
+    last_used: u64,
 }
+
+/// Connections a sandbox keeps open (one per database file).
+const MAX_OPEN_DATABASES: usize = 16;
 
 /// A per-thread executor: one read-only connection per database file, opened
 /// on first use. Not `Sync`; use one per worker thread (see [`with_sandbox`]).
 pub struct Sandbox {
     dbs: HashMap<PathBuf, Db>,
+    clock: u64,
     deadline: Arc<AtomicU64>,
 }
 
@@ -140,6 +153,16 @@ thread_local! {
 /// Runs `f` with this thread's sandbox.
 pub fn with_sandbox<T>(f: impl FnOnce(&mut Sandbox) -> T) -> T {
     SANDBOX.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// Runs blocking SQL work from async code on rayon's pool (one thread per
+/// core), so that only that many sandboxes (and connection caches) exist.
+pub async fn off_async<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.expect("SQL work panicked")
 }
 
 impl Default for Sandbox {
@@ -153,9 +176,11 @@ impl Sandbox {
         static HEAP: OnceLock<()> = OnceLock::new();
         HEAP.get_or_init(|| unsafe {
             ffi::sqlite3_hard_heap_limit64(SQLITE_HEAP_LIMIT);
+            ffi::sqlite3_soft_heap_limit64(SQLITE_SOFT_HEAP_LIMIT);
         });
         Sandbox {
             dbs: HashMap::new(),
+            clock: 0,
             deadline: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
@@ -193,7 +218,19 @@ impl Sandbox {
     }
 
     fn db(&mut self, path: &Path) -> rusqlite::Result<&Db> {
+        self.clock += 1;
         if !self.dbs.contains_key(path) {
+            if self.dbs.len() >= MAX_OPEN_DATABASES {
+                // Close the least recently used connection (and its cache).
+                let oldest = self
+                    .dbs
+                    .iter()
+                    .min_by_key(|(_, d)| d.last_used)
+                    .map(|(p, _)| p.clone());
+                if let Some(p) = oldest {
+                    self.dbs.remove(&p);
+                }
+            }
             let uri = format!("file:{}?immutable=1", uri_path(path));
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_URI
@@ -201,9 +238,18 @@ impl Sandbox {
             let mut conn = Connection::open_with_flags(uri, flags)?;
             let log = Arc::new(Mutex::new(AuthLog::default()));
             configure(&mut conn, &self.deadline, Some(log.clone()))?;
-            self.dbs.insert(path.to_path_buf(), Db { conn, log });
+            self.dbs.insert(
+                path.to_path_buf(),
+                Db {
+                    conn,
+                    log,
+                    last_used: 0,
+                },
+            );
         }
-        Ok(&self.dbs[path])
+        let db = self.dbs.get_mut(path).expect("just inserted");
+        db.last_used = self.clock;
+        Ok(db)
     }
 
     fn execute_on_copy(&self, path: &Path, sql: &str, limits: &Limits, deadline: u64) -> Outcome {
@@ -253,6 +299,7 @@ fn configure(
     log: Option<Arc<Mutex<AuthLog>>>,
 ) -> rusqlite::Result<()> {
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, SQLITE_MAX_LENGTH)?;
+    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     // No ATTACH (and so no VACUUM INTO): nothing may create a file.
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     let d = deadline.clone();

@@ -47,6 +47,9 @@ impl Cache {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Safe against a killed process; only a power cut can lose the last
+        // few entries (which are then simply asked for again).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS completions (
                 key TEXT PRIMARY KEY,

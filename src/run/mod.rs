@@ -10,7 +10,7 @@ use crate::eval::exact::hardness;
 use crate::eval::judge::{JudgeConfig, Mode};
 use crate::eval::parse::get_sql;
 use crate::eval::score::Scorer;
-use crate::exec::sandbox::Limits;
+use crate::exec::sandbox::{Limits, off_async};
 use crate::llm::cache::{Cache, CacheMode, CachedModel, default_cache_path};
 use crate::llm::client::{ClientConfig, OPENAI_BASE_URL, OpenAiClient};
 use crate::llm::pricing::PriceTable;
@@ -433,9 +433,7 @@ async fn answer(
     };
     let scorer = ctx.scorer.clone();
     let (e, sql) = (example.clone(), prediction.sql.clone());
-    let scored = tokio::task::spawn_blocking(move || scorer.score_one(&e, sql.as_deref()))
-        .await
-        .map_err(|e| LlmError::Fatal(format!("scoring panicked: {e}")))?;
+    let scored = off_async(move || scorer.score_one(&e, sql.as_deref())).await;
     let c = &prediction.completions;
     let (tokens_in, tokens_out) = (
         c.iter().map(|x| x.prompt_tokens).sum(),
@@ -504,6 +502,7 @@ async fn execute(
             }
         }
     }
+    checkpoint.sync()?;
     bar.finish();
     Ok(())
 }

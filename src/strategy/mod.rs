@@ -22,7 +22,7 @@ pub mod vote;
 
 use crate::dataset::Example;
 use crate::dataset::schema::DbSchema;
-use crate::exec::sandbox::{Limits, Outcome, with_sandbox};
+use crate::exec::sandbox::{Limits, Outcome, off_async, with_sandbox};
 use crate::llm::{ChatModel, Completion, LlmError};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -86,7 +86,5 @@ pub trait Strategy: Send + Sync {
 pub async fn execute_candidate(db: &DbInfo, sql: &str, limits: &Limits) -> Option<Outcome> {
     let path = db.sqlite.clone()?;
     let (sql, limits) = (sql.to_string(), limits.clone());
-    tokio::task::spawn_blocking(move || with_sandbox(|s| s.execute(&path, &sql, &limits)))
-        .await
-        .ok()
+    Some(off_async(move || with_sandbox(|s| s.execute(&path, &sql, &limits))).await)
 }
