@@ -408,3 +408,72 @@ fn samples_are_stratified_and_report_reprints_the_table() {
         "{csv}"
     );
 }
+
+#[test]
+fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
+    let dir = scratch("names");
+    let gold = gold_map();
+    let answer = gold_answers(gold.clone());
+    // schema-link asks for tables first: answer with every table name.
+    let script: Script = Arc::new(move |b, n| {
+        if b["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("List the tables")
+        {
+            Reply::Answers(vec![
+                "singer\nconcert\nsinger_in_concert\nitem\ncustomer\npurchase".into(),
+            ])
+        } else {
+            answer(b, n)
+        }
+    });
+    let server = FakeLlm::start(script);
+    let outcome = run(&options(
+        &server,
+        &["ladder", "zero-shot-rows", "schema-link"],
+        &dir.join("run"),
+        &dir.join("c.sqlite"),
+    ))
+    .unwrap();
+    let names: Vec<&str> = outcome
+        .summaries
+        .iter()
+        .map(|s| s.strategy.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "zero-shot",
+            "few-shot",
+            "cot",
+            "exec-retry",
+            "self-consistency",
+            "zero-shot-rows",
+            "schema-link"
+        ]
+    );
+    assert!(
+        outcome.summaries.iter().all(|s| s.exec_correct == 11),
+        "{:?}",
+        outcome
+            .summaries
+            .iter()
+            .map(|s| (&s.strategy, s.exec_correct))
+            .collect::<Vec<_>>()
+    );
+    let rows_prompt = server.bodies().into_iter().find(|b| {
+        b["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("rows from singer")
+    });
+    assert!(rows_prompt.is_some(), "zero-shot-rows shows sample rows");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["strategies"][5]["parameters"]["schema"]["sample_rows"],
+        3
+    );
+}

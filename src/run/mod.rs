@@ -17,7 +17,7 @@ use crate::llm::pricing::PriceTable;
 use crate::llm::{ChatModel, LlmError, ModelIdentity};
 use crate::strategy::examples::ExamplePool;
 use crate::strategy::pipeline::Resources;
-use crate::strategy::registry::find;
+use crate::strategy::registry::{expand, find};
 use crate::strategy::{DbInfo, Env, Question, Strategy};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -273,8 +273,8 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let dbs = db_infos(&spider, &scorer, &chosen)?;
 
     // Which strategies.
-    let found = opts
-        .strategies
+    let names = expand(&opts.strategies, &opts.strategies_dir);
+    let found = names
         .iter()
         .map(|n| find(n, &opts.strategies_dir))
         .collect::<Result<Vec<_>>>()?;

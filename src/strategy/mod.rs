@@ -12,6 +12,7 @@
 //! [`registry::RUST_STRATEGIES`].
 
 pub mod config;
+pub mod custom;
 pub mod examples;
 pub mod extract;
 pub mod pipeline;

@@ -18,13 +18,41 @@ pub struct RustStrategy {
     pub build: fn(&Resources) -> Result<Arc<dyn Strategy>>,
 }
 
-pub const RUST_STRATEGIES: &[RustStrategy] = &[];
+pub const RUST_STRATEGIES: &[RustStrategy] = &[RustStrategy {
+    name: "schema-link",
+    description: "two steps: the model names the tables it needs, then writes the query seeing only them",
+    needs_examples: false,
+    build: |_| Ok(Arc::new(super::custom::schema_link::SchemaLink)),
+}];
 
 /// One listed strategy.
 pub struct Listing {
     pub name: String,
     pub description: String,
     pub source: String,
+}
+
+/// A list of strategies in a TOML file: `rungs = ["zero-shot", ...]`
+/// (`strategies/ladder.toml`).
+fn strategy_list(path: &Path) -> Option<Vec<String>> {
+    let table: toml::Table = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    table
+        .get("rungs")?
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Replaces the name of a list file (e.g. `ladder`) by the strategies it lists.
+pub fn expand(names: &[String], strategies_dir: &Path) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|n| {
+            strategy_list(&strategies_dir.join(format!("{n}.toml")))
+                .unwrap_or_else(|| vec![n.clone()])
+        })
+        .collect()
 }
 
 /// The TOML strategy files of a folder (sorted), skipping the ladder file.
@@ -59,6 +87,13 @@ pub fn list(strategies_dir: &Path) -> Vec<Listing> {
         description: s.description.into(),
         source: "built-in (Rust)".into(),
     }));
+    if let Some(rungs) = strategy_list(&strategies_dir.join("ladder.toml")) {
+        out.push(Listing {
+            name: "ladder".into(),
+            description: rungs.join(", "),
+            source: "ladder.toml (a list)".into(),
+        });
+    }
     for f in toml_files(strategies_dir) {
         match from_toml_file(&f) {
             Ok(c) => out.push(Listing {

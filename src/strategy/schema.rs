@@ -127,6 +127,9 @@ pub fn render_create_tables(
     let fks = schema.foreign_key_refs();
     let mut out = Vec::new();
     for table in schema.tables() {
+        if table.columns.is_empty() {
+            continue; // a table left out of this rendering
+        }
         let types = conn
             .as_ref()
             .map(|c| sqlite_types(c, &table.name))
