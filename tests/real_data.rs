@@ -107,3 +107,42 @@ fn every_dev_gold_runs_and_the_broken_train_golds_are_reported() {
     // 3153 joins a table that does not exist; 4513/4514 put ORDER BY before INTERSECT.
     assert_eq!(failing(Split::Train), [3153, 4513, 4514]);
 }
+
+#[test]
+fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
+    use common::fake_llm::{FakeLlm, gold_answers};
+    let Some(data) =
+        common::real_spider("every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold")
+    else {
+        return;
+    };
+    let spider = Spider::open(&data).unwrap();
+    let dev = spider.load_split(Split::Dev).unwrap();
+    let server = FakeLlm::start(gold_answers(
+        dev.iter()
+            .map(|e| (e.question.clone(), e.gold.clone()))
+            .collect(),
+    ));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("real-ladder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut o = spider_bench::run::RunOptions::new(vec!["ladder".into()], "gpt-4o-mini");
+    o.data = Some(data);
+    o.base_url = server.url.clone();
+    o.api_key_env = "SPIDER_BENCH_NO_KEY".into();
+    o.out = Some(dir.join("run"));
+    o.cache_mode = spider_bench::llm::cache::CacheMode::Off;
+    o.concurrency = 32;
+    o.progress = false;
+    o.strategies_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
+    let outcome = spider_bench::run::run(&o).unwrap();
+    assert_eq!(outcome.summaries.len(), 5);
+    for s in &outcome.summaries {
+        assert_eq!(
+            (s.count, s.exec_correct, s.exact_correct, s.skipped),
+            (972, 972, 972, 62),
+            "{}",
+            s.strategy
+        );
+    }
+}
