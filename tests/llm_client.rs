@@ -286,3 +286,28 @@ fn concurrency_is_bounded() {
         peak.load(Ordering::SeqCst)
     );
 }
+
+#[test]
+fn requests_per_minute_are_spaced() {
+    let server = FakeLlm::start(Arc::new(|_, _| Reply::Answers(vec!["x".into()])));
+    let mut c = config(&server);
+    c.requests_per_minute = Some(240); // one every 250 ms
+    let m = model(c, None, CacheMode::Off);
+    let start = Instant::now();
+    block(async {
+        for i in 0..5 {
+            let req = ChatRequest {
+                messages: vec![Message::user(format!("q{i}"))],
+                params: GenParams::default(),
+                n: 1,
+            };
+            m.complete(&req).await.unwrap();
+        }
+    });
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "5 requests at 240/min took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.calls(), 5);
+}

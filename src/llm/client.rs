@@ -138,14 +138,20 @@ impl OpenAiClient {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| LlmError::Fatal(format!("cannot build the HTTP client: {e}")))?;
-        let per_minute = |n: Option<u32>| {
-            n.and_then(NonZeroU32::new)
-                .map(|n| RateLimiter::direct(Quota::per_minute(n)))
-        };
+        // Requests are spaced evenly (no burst); tokens may burst up to the
+        // whole minute's budget, since one request can need many.
+        let requests = config
+            .requests_per_minute
+            .and_then(NonZeroU32::new)
+            .map(|n| RateLimiter::direct(Quota::per_minute(n).allow_burst(NonZeroU32::MIN)));
+        let tokens = config
+            .tokens_per_minute
+            .and_then(NonZeroU32::new)
+            .map(|n| RateLimiter::direct(Quota::per_minute(n)));
         Ok(OpenAiClient {
             in_flight: Semaphore::new(config.concurrency.max(1)),
-            requests: per_minute(config.requests_per_minute),
-            tokens: per_minute(config.tokens_per_minute),
+            requests,
+            tokens,
             http,
             config,
             ignores_n: AtomicBool::new(false),
