@@ -12,5 +12,6 @@ pub mod eval;
 pub mod exec;
 pub mod llm;
 pub mod report;
+pub mod retrieval;
 pub mod run;
 pub mod strategy;

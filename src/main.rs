@@ -1,11 +1,12 @@
 //! The `spider-bench` command line: argument parsing only; the work is in the library.
 
 use clap::{Args, Parser, Subcommand};
-use spider_bench::commands::{data_check, eval, run};
+use spider_bench::commands::{data_check, eval, retrieval, run};
 use spider_bench::dataset::Split;
 use spider_bench::eval::judge::Mode;
 use spider_bench::llm::cache::CacheMode;
 use spider_bench::report::Format;
+use spider_bench::retrieval::select::Method;
 use spider_bench::run::RunOptions;
 use spider_bench::run::select::Selection;
 use std::path::PathBuf;
@@ -33,6 +34,28 @@ enum Command {
         /// Run folders (written by `run`).
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Score example selectors against the gold, without generating.
+    Retrieval {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "dev")]
+        split: Split,
+        /// Selectors, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "random,question-similarity,masked-question-similarity,hyde,difficulty-matched,hyde-difficulty,dail"
+        )]
+        selector: Vec<Method>,
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Hypothetical SQL for hyde/difficulty/dail: gold (upper bound), none, or RUN_DIR[:STRATEGY].
+        #[arg(long, default_value = "gold")]
+        preliminary: String,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -232,6 +255,21 @@ fn main() -> ExitCode {
         }
         Command::Report { dirs, format } => run::report(&dirs, format),
         Command::Strategies { dir } => run::strategies(&dir),
+        Command::Retrieval {
+            data,
+            split,
+            selector,
+            k,
+            preliminary,
+            format,
+        } => retrieval::run(&retrieval::RetrievalOptions {
+            data,
+            split,
+            selectors: selector,
+            k,
+            preliminary,
+            format,
+        }),
         Command::Data {
             command:
                 DataCommand::Check {

@@ -2,6 +2,7 @@
 //! calls these.
 pub mod data_check;
 pub mod eval;
+pub mod retrieval;
 pub mod run;
 
 /// Runs `f` on a rayon pool of `jobs` threads (all cores when `None`).

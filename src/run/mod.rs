@@ -186,7 +186,7 @@ fn db_infos(
     Ok(out)
 }
 
-fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
+pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
     let train = spider
         .load_split(Split::Train)
         .context("few-shot strategies take their examples from the train split")?;

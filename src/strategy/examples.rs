@@ -24,6 +24,10 @@ pub struct PoolExample {
     pub sql: String,
     pub db_id: String,
     pub hardness: Option<Hardness>,
+    /// The SQL skeleton with values and identifiers masked.
+    pub skeleton: String,
+    /// The question with schema words and values masked.
+    pub masked_question: String,
 }
 
 /// The train examples available for selection, with their databases.
@@ -31,32 +35,98 @@ pub struct PoolExample {
 pub struct ExamplePool {
     pub examples: Vec<PoolExample>,
     pub dbs: BTreeMap<String, Arc<DbInfo>>,
+    /// Lexical indexes over the questions, masked questions and SQL, built
+    /// on first use.
+    indexes: [std::sync::OnceLock<crate::retrieval::similarity::Bm25Index>; 3],
+}
+
+/// Which text of the pool an index covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolText {
+    Question = 0,
+    MaskedQuestion = 1,
+    Sql = 2,
 }
 
 impl ExamplePool {
     /// Builds the pool from train examples (hardness from the official
     /// classifier on tables.json's schema).
     pub fn new(examples: &[crate::dataset::Example], dbs: BTreeMap<String, Arc<DbInfo>>) -> Self {
+        use crate::retrieval::{mask::mask_question, skeleton::skeleton};
+        let parse_schemas: BTreeMap<&String, crate::eval::parse::ParseSchema> = dbs
+            .iter()
+            .map(|(id, db)| (id, db.schema.parse_schema()))
+            .collect();
         let examples = examples
             .iter()
             .map(|e| PoolExample {
                 question: e.question.clone(),
                 sql: e.gold.clone(),
                 db_id: e.db_id.clone(),
-                hardness: dbs
+                hardness: parse_schemas
                     .get(&e.db_id)
-                    .and_then(|db| get_sql(&db.schema.parse_schema(), &e.gold).ok())
+                    .and_then(|s| get_sql(s, &e.gold).ok())
                     .map(|s| hardness(&s)),
+                skeleton: skeleton(&e.gold, true),
+                masked_question: dbs
+                    .get(&e.db_id)
+                    .map(|db| mask_question(&e.question, &db.schema))
+                    .unwrap_or_default(),
             })
             .collect();
-        ExamplePool { examples, dbs }
+        ExamplePool {
+            examples,
+            dbs,
+            indexes: Default::default(),
+        }
     }
+
+    /// The lexical index over one text of every pool example.
+    pub fn index(&self, text: PoolText) -> &crate::retrieval::similarity::Bm25Index {
+        self.indexes[text as usize].get_or_init(|| {
+            let corpus: Vec<String> = self
+                .examples
+                .iter()
+                .map(|e| match text {
+                    PoolText::Question => e.question.clone(),
+                    PoolText::MaskedQuestion => e.masked_question.clone(),
+                    PoolText::Sql => e.sql.clone(),
+                })
+                .collect();
+            crate::retrieval::similarity::Bm25Index::new(&corpus)
+        })
+    }
+
+    /// The example as shown in a prompt.
+    pub fn few_shot(
+        &self,
+        i: usize,
+        with_schema: bool,
+        render: &dyn Fn(&DbInfo) -> String,
+    ) -> FewShot {
+        let e = &self.examples[i];
+        let schema = with_schema
+            .then(|| self.dbs.get(&e.db_id).map(|db| render(db)))
+            .flatten();
+        FewShot {
+            question: e.question.clone(),
+            sql: e.sql.clone(),
+            schema,
+        }
+    }
+}
+
+/// Examples for one question, and the model calls it took to choose them.
+#[derive(Default)]
+pub struct Selected {
+    pub examples: Vec<FewShot>,
+    pub completions: Vec<crate::llm::Completion>,
 }
 
 /// Chooses the examples for a question.
 #[async_trait::async_trait]
 pub trait ExampleSelector: Send + Sync {
-    async fn select(&self, question: &Question<'_>, env: &Env) -> Result<Vec<FewShot>, LlmError>;
+    async fn select(&self, question: &Question<'_>, env: &Env) -> Result<Selected, LlmError>;
 }
 
 /// No examples (zero-shot).
@@ -64,8 +134,8 @@ pub struct NoExamples;
 
 #[async_trait::async_trait]
 impl ExampleSelector for NoExamples {
-    async fn select(&self, _: &Question<'_>, _: &Env) -> Result<Vec<FewShot>, LlmError> {
-        Ok(vec![])
+    async fn select(&self, _: &Question<'_>, _: &Env) -> Result<Selected, LlmError> {
+        Ok(Selected::default())
     }
 }
 
@@ -130,7 +200,10 @@ fn splitmix(mut x: u64) -> u64 {
 
 #[async_trait::async_trait]
 impl ExampleSelector for FixedExamples {
-    async fn select(&self, _: &Question<'_>, _: &Env) -> Result<Vec<FewShot>, LlmError> {
-        Ok(self.chosen.clone())
+    async fn select(&self, _: &Question<'_>, _: &Env) -> Result<Selected, LlmError> {
+        Ok(Selected {
+            examples: self.chosen.clone(),
+            completions: vec![],
+        })
     }
 }

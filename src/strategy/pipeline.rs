@@ -167,7 +167,7 @@ impl Strategy for Pipeline {
 
     async fn predict(&self, q: &Question<'_>, env: &Env) -> Result<Prediction, LlmError> {
         let schema = self.schema.render(q.db);
-        let examples = match self.examples.select(q, env).await {
+        let selected = match self.examples.select(q, env).await {
             Ok(e) => e,
             Err(LlmError::Request(e)) => {
                 return Ok(Prediction {
@@ -180,7 +180,7 @@ impl Strategy for Pipeline {
         let conversation = build_messages(
             self.config.prompt.style,
             &schema,
-            &examples,
+            &selected.examples,
             &q.example.question,
         );
         let n = self.config.generation.samples.max(1);
@@ -199,7 +199,7 @@ impl Strategy for Pipeline {
             }
             Err(fatal) => return Err(fatal),
         };
-        let mut used = Vec::new();
+        let mut used = selected.completions;
         let mut candidates = Vec::new();
         let mut fingerprints = Vec::new();
         for sample in samples {

@@ -1,0 +1,222 @@
+//! Retrieval measured on its own, apart from generation: for each question,
+//! how the examples a selector returns compare with the gold query.
+
+use super::select::{Method, Query, rank};
+use super::skeleton::{similarity, skeleton};
+use crate::dataset::Example;
+use crate::dataset::schema::SchemaSet;
+use crate::eval::exact::{Hardness, hardness};
+use crate::eval::parse::get_sql;
+use crate::report::Format;
+use crate::strategy::examples::ExamplePool;
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Sums over questions (divide by `questions`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub questions: usize,
+    /// Sum of the share of retrieved examples whose skeleton equals the gold's.
+    pub precision: f64,
+    /// Questions with at least one such example.
+    pub hits: usize,
+    /// Sum of the mean skeleton similarity of the retrieved examples.
+    pub skeleton_similarity: f64,
+    /// Sum of the share of retrieved examples of the gold's hardness.
+    pub same_hardness: f64,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.questions += o.questions;
+        self.precision += o.precision;
+        self.hits += o.hits;
+        self.skeleton_similarity += o.skeleton_similarity;
+        self.same_hardness += o.same_hardness;
+    }
+    fn mean(&self, x: f64) -> f64 {
+        if self.questions == 0 {
+            0.0
+        } else {
+            x / self.questions as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SelectorScore {
+    pub selector: String,
+    pub k: usize,
+    pub all: Totals,
+    pub by_hardness: BTreeMap<Hardness, Totals>,
+}
+
+/// Scores one question's retrieved examples.
+fn score_one(
+    pool: &ExamplePool,
+    retrieved: &[usize],
+    gold: &str,
+    level: Option<Hardness>,
+) -> Totals {
+    let target = skeleton(gold, true);
+    let n = retrieved.len().max(1) as f64;
+    let equal = retrieved
+        .iter()
+        .filter(|&&i| pool.examples[i].skeleton == target)
+        .count();
+    Totals {
+        questions: 1,
+        precision: equal as f64 / n,
+        hits: usize::from(equal > 0),
+        skeleton_similarity: retrieved
+            .iter()
+            .map(|&i| similarity(&target, &pool.examples[i].skeleton))
+            .sum::<f64>()
+            / n,
+        same_hardness: retrieved
+            .iter()
+            .filter(|&&i| level.is_some() && pool.examples[i].hardness == level)
+            .count() as f64
+            / n,
+    }
+}
+
+/// Evaluates each method on every question. `preliminary[id]` is the
+/// hypothetical answer given to methods that need one.
+pub fn evaluate(
+    pool: &ExamplePool,
+    questions: &[Example],
+    schemas: &SchemaSet,
+    methods: &[Method],
+    k: usize,
+    preliminary: &dyn Fn(&Example) -> Option<String>,
+) -> Vec<SelectorScore> {
+    let prepared: Vec<(&Example, Option<Hardness>, Option<String>)> = questions
+        .iter()
+        .filter(|e| schemas.get(&e.db_id).is_some())
+        .map(|e| {
+            let schema = schemas.get(&e.db_id).expect("filtered");
+            let level = get_sql(&schema.parse_schema(), &e.gold)
+                .ok()
+                .map(|s| hardness(&s));
+            (e, level, preliminary(e))
+        })
+        .collect();
+    methods
+        .iter()
+        .map(|&method| {
+            let per_question: Vec<(Option<Hardness>, Totals)> = prepared
+                .par_iter()
+                .map(|(e, level, prelim)| {
+                    let q = Query {
+                        question: &e.question,
+                        schema: schemas.get(&e.db_id).expect("filtered"),
+                        preliminary: prelim.as_deref(),
+                        seed: e.id as u64,
+                    };
+                    (
+                        *level,
+                        score_one(pool, &rank(pool, method, &q, k), &e.gold, *level),
+                    )
+                })
+                .collect();
+            let mut s = SelectorScore {
+                selector: method.name().into(),
+                k,
+                all: Totals::default(),
+                by_hardness: BTreeMap::new(),
+            };
+            for (level, t) in &per_question {
+                s.all.add(t);
+                if let Some(h) = level {
+                    s.by_hardness.entry(*h).or_default().add(t);
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+const HEADER: [&str; 9] = [
+    "selector",
+    "P@k",
+    "hit@k",
+    "skeleton sim",
+    "same hardness",
+    "P@k easy",
+    "P@k medium",
+    "P@k hard",
+    "P@k extra",
+];
+
+fn row(s: &SelectorScore) -> Vec<String> {
+    let pct = |x: f64| format!("{:.1}", 100.0 * x);
+    let mut r = vec![
+        s.selector.clone(),
+        pct(s.all.mean(s.all.precision)),
+        pct(s.all.mean(s.all.hits as f64)),
+        format!("{:.3}", s.all.mean(s.all.skeleton_similarity)),
+        pct(s.all.mean(s.all.same_hardness)),
+    ];
+    for h in Hardness::ALL {
+        r.push(
+            s.by_hardness
+                .get(&h)
+                .map(|t| pct(t.mean(t.precision)))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    r
+}
+
+pub fn render(scores: &[SelectorScore], format: Format) -> String {
+    let k = scores.first().map(|s| s.k).unwrap_or(0);
+    let note = format!(
+        "k = {k}. P@k: share of retrieved examples whose SQL skeleton equals the gold's; hit@k: questions with at least one; \
+         skeleton sim: mean similarity to the gold skeleton; same hardness: share of the gold's hardness (all %).\n"
+    );
+    match format {
+        Format::Json => serde_json::to_string_pretty(scores).expect("serializes") + "\n",
+        Format::Csv => {
+            let mut out = HEADER.join(",") + "\n";
+            for s in scores {
+                out.push_str(&(row(s).join(",") + "\n"));
+            }
+            out
+        }
+        Format::Markdown => {
+            let mut out = format!(
+                "| {} |\n|{}\n",
+                HEADER.join(" | "),
+                "---|".repeat(HEADER.len())
+            );
+            for s in scores {
+                out.push_str(&format!("| {} |\n", row(s).join(" | ")));
+            }
+            out + "\n" + &note
+        }
+        Format::Table => {
+            let mut t = Table::new();
+            t.load_style(presets::UTF8_FULL_CONDENSED);
+            t.set_header(HEADER.to_vec());
+            for s in scores {
+                t.add_row(
+                    row(s)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if i == 0 {
+                                Cell::new(c)
+                            } else {
+                                Cell::new(c).set_alignment(CellAlignment::Right)
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            format!("{t}\n{note}")
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Ranking pool examples for a question: random, by question similarity
+//! (plain or masked), by similarity of a hypothetical answer (HyDE), among
+//! examples of the predicted difficulty, or DAIL-SQL's re-ranking.
+
+use super::mask::mask_question;
+use super::similarity::{TextIndex, top_k};
+use super::skeleton::{similarity, skeleton};
+use crate::dataset::schema::DbSchema;
+use crate::eval::exact::hardness;
+use crate::eval::parse::get_sql;
+use crate::strategy::examples::{ExamplePool, PoolText};
+use serde::{Deserialize, Serialize};
+
+/// A way to rank the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// k examples at random (seeded per question): the baseline.
+    Random,
+    /// Nearest pool questions.
+    QuestionSimilarity,
+    /// Nearest pool questions after masking schema words and values.
+    MaskedQuestionSimilarity,
+    /// Pool examples whose SQL skeleton is closest to a hypothetical answer.
+    Hyde,
+    /// Nearest questions among pool examples of the hypothetical answer's hardness.
+    DifficultyMatched,
+    /// HyDE restricted to examples of the hypothetical answer's hardness.
+    HydeDifficulty,
+    /// DAIL-SQL: masked-question neighbours re-ranked by skeleton similarity.
+    Dail,
+}
+
+impl Method {
+    pub const ALL: [Method; 7] = [
+        Method::Random,
+        Method::QuestionSimilarity,
+        Method::MaskedQuestionSimilarity,
+        Method::Hyde,
+        Method::DifficultyMatched,
+        Method::HydeDifficulty,
+        Method::Dail,
+    ];
+
+    /// Needs a preliminary (hypothetical) SQL answer.
+    pub fn needs_preliminary(self) -> bool {
+        matches!(
+            self,
+            Method::Hyde | Method::DifficultyMatched | Method::HydeDifficulty | Method::Dail
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Random => "random",
+            Method::QuestionSimilarity => "question-similarity",
+            Method::MaskedQuestionSimilarity => "masked-question-similarity",
+            Method::Hyde => "hyde",
+            Method::DifficultyMatched => "difficulty-matched",
+            Method::HydeDifficulty => "hyde-difficulty",
+            Method::Dail => "dail",
+        }
+    }
+}
+
+/// What a selector knows about the question.
+pub struct Query<'a> {
+    pub question: &'a str,
+    pub schema: &'a DbSchema,
+    /// The hypothetical answer, for methods that need one.
+    pub preliminary: Option<&'a str>,
+    /// Per-question seed for `random`.
+    pub seed: u64,
+}
+
+/// DAIL-SQL's first stage keeps this many masked-question neighbours.
+const DAIL_CANDIDATES: usize = 50;
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The `k` best pool examples for the query, best first. Methods that need
+/// a preliminary answer fall back to question similarity without one.
+pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<usize> {
+    let questions = || pool.index(PoolText::Question).scores(q.question);
+    let by_skeleton = |candidates: &[usize], prelim: &str| {
+        let target = skeleton(prelim, true);
+        let tie = questions();
+        let mut scored: Vec<(usize, f64)> = candidates
+            .iter()
+            .map(|&i| (i, similarity(&target, &pool.examples[i].skeleton)))
+            .collect();
+        scored.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then(tie[b.0].total_cmp(&tie[a.0]))
+                .then(a.0.cmp(&b.0))
+        });
+        scored
+            .into_iter()
+            .take(k)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    let same_hardness = |prelim: &str| -> Option<Vec<usize>> {
+        let level = hardness(&get_sql(&q.schema.parse_schema(), prelim).ok()?);
+        Some(
+            (0..pool.examples.len())
+                .filter(|&i| pool.examples[i].hardness == Some(level))
+                .collect(),
+        )
+    };
+    let all: Vec<usize> = (0..pool.examples.len()).collect();
+    match (method, q.preliminary) {
+        (Method::Random, _) => {
+            let mut order = all;
+            order.sort_by_key(|&i| splitmix(q.seed ^ splitmix(i as u64)));
+            order.truncate(k);
+            order
+        }
+        (Method::MaskedQuestionSimilarity, _) => top_k(
+            &pool
+                .index(PoolText::MaskedQuestion)
+                .scores(&mask_question(q.question, q.schema)),
+            k,
+            None,
+        ),
+        (Method::Hyde, Some(p)) => by_skeleton(&all, p),
+        (Method::DifficultyMatched, Some(p)) => match same_hardness(p) {
+            Some(c) => top_k(&questions(), k, Some(&c)),
+            None => top_k(&questions(), k, None),
+        },
+        (Method::HydeDifficulty, Some(p)) => by_skeleton(&same_hardness(p).unwrap_or(all), p),
+        (Method::Dail, Some(p)) => {
+            let masked = pool
+                .index(PoolText::MaskedQuestion)
+                .scores(&mask_question(q.question, q.schema));
+            by_skeleton(&top_k(&masked, DAIL_CANDIDATES, None), p)
+        }
+        _ => top_k(&questions(), k, None),
+    }
+}
