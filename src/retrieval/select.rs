@@ -86,7 +86,7 @@ fn splitmix(mut x: u64) -> u64 {
 /// The `k` best pool examples for the query, best first. Methods that need
 /// a preliminary answer fall back to question similarity without one.
 pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<usize> {
-    let questions = || pool.index(PoolText::Question).scores(q.question);
+    let questions = || pool.text_index(PoolText::Question).scores(q.question);
     let by_skeleton = |candidates: &[usize], prelim: &str| {
         let target = skeleton(prelim, true);
         let tie = questions();

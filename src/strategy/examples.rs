@@ -82,7 +82,7 @@ impl ExamplePool {
     }
 
     /// The lexical index over one text of every pool example.
-    pub fn index(&self, text: PoolText) -> &crate::retrieval::similarity::Bm25Index {
+    pub fn text_index(&self, text: PoolText) -> &crate::retrieval::similarity::Bm25Index {
         self.indexes[text as usize].get_or_init(|| {
             let corpus: Vec<String> = self
                 .examples
