@@ -123,7 +123,7 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<
         }
         (Method::MaskedQuestionSimilarity, _) => top_k(
             &pool
-                .index(PoolText::MaskedQuestion)
+                .text_index(PoolText::MaskedQuestion)
                 .scores(&mask_question(q.question, q.schema)),
             k,
             None,
@@ -136,7 +136,7 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<
         (Method::HydeDifficulty, Some(p)) => by_skeleton(&same_hardness(p).unwrap_or(all), p),
         (Method::Dail, Some(p)) => {
             let masked = pool
-                .index(PoolText::MaskedQuestion)
+                .text_index(PoolText::MaskedQuestion)
                 .scores(&mask_question(q.question, q.schema));
             by_skeleton(&top_k(&masked, DAIL_CANDIDATES, None), p)
         }
