@@ -136,7 +136,7 @@ fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
     o.progress = false;
     o.strategies_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
     let outcome = spider_bench::run::run(&o).unwrap();
-    assert_eq!(outcome.summaries.len(), 5);
+    assert_eq!(outcome.summaries.len(), 9);
     for s in &outcome.summaries {
         assert_eq!(
             (s.count, s.exec_correct, s.exact_correct, s.skipped),

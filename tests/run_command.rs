@@ -441,17 +441,20 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
         .iter()
         .map(|s| s.strategy.as_str())
         .collect();
+    let ladder = [
+        "zero-shot",
+        "few-shot",
+        "rag-question",
+        "rag-hyde",
+        "rag-difficulty",
+        "cot",
+        "exec-retry",
+        "self-consistency",
+        "best-prompting",
+    ];
     assert_eq!(
         names,
-        [
-            "zero-shot",
-            "few-shot",
-            "cot",
-            "exec-retry",
-            "self-consistency",
-            "zero-shot-rows",
-            "schema-link"
-        ]
+        [&ladder[..], &["zero-shot-rows", "schema-link"]].concat()
     );
     assert!(
         outcome.summaries.iter().all(|s| s.exec_correct == 11),
@@ -473,7 +476,64 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/config.json")).unwrap())
             .unwrap();
     assert_eq!(
-        config["strategies"][5]["parameters"]["schema"]["sample_rows"],
+        config["strategies"][9]["parameters"]["schema"]["sample_rows"],
         3
+    );
+}
+
+#[test]
+fn retrieval_rungs_run_end_to_end_and_count_their_preliminary_calls() {
+    let dir = scratch("rag");
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let rungs = [
+        "rag-random",
+        "rag-question",
+        "rag-masked-question",
+        "rag-hyde",
+        "rag-difficulty",
+        "rag-hyde-difficulty",
+        "rag-dail",
+        "best-prompting",
+    ];
+    let outcome = run(&options(
+        &server,
+        &rungs,
+        &dir.join("run"),
+        &dir.join("c.sqlite"),
+    ))
+    .unwrap();
+    for s in &outcome.summaries {
+        assert_eq!((s.count, s.exec_correct), (11, 11), "{}", s.strategy);
+    }
+    let calls = |name: &str| {
+        outcome
+            .records
+            .iter()
+            .find(|r| r.strategy == name && r.id == 0)
+            .unwrap()
+            .calls
+    };
+    assert_eq!(calls("rag-question"), 1);
+    assert_eq!(
+        calls("rag-hyde"),
+        2,
+        "a zero-shot hypothetical answer, then the answer"
+    );
+    assert_eq!(
+        calls("best-prompting"),
+        6,
+        "one hypothetical answer and five samples"
+    );
+    // The prompts carry train examples (the mini pool has 8).
+    let bodies = server.bodies();
+    assert!(
+        bodies
+            .iter()
+            .filter(|b| b["messages"][1]["content"]
+                .as_str()
+                .unwrap()
+                .contains("Examples (other databases)"))
+            .count()
+            > 50
     );
 }

@@ -21,6 +21,32 @@ pub enum SelectorKind {
     None,
     /// The same k train examples for every question.
     Fixed,
+    /// k at random per question (the retrieval baseline).
+    Random,
+    QuestionSimilarity,
+    MaskedQuestionSimilarity,
+    /// Retrieval by a hypothetical answer's SQL skeleton (HyDE).
+    Hyde,
+    DifficultyMatched,
+    HydeDifficulty,
+    Dail,
+}
+
+impl SelectorKind {
+    /// The retrieval method, for the selectors that retrieve.
+    pub fn method(self) -> Option<crate::retrieval::select::Method> {
+        use crate::retrieval::select::Method;
+        Some(match self {
+            SelectorKind::None | SelectorKind::Fixed => return None,
+            SelectorKind::Random => Method::Random,
+            SelectorKind::QuestionSimilarity => Method::QuestionSimilarity,
+            SelectorKind::MaskedQuestionSimilarity => Method::MaskedQuestionSimilarity,
+            SelectorKind::Hyde => Method::Hyde,
+            SelectorKind::DifficultyMatched => Method::DifficultyMatched,
+            SelectorKind::HydeDifficulty => Method::HydeDifficulty,
+            SelectorKind::Dail => Method::Dail,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -31,6 +57,9 @@ pub struct ExamplesConfig {
     /// Show each example's own schema.
     pub with_schema: bool,
     pub seed: u64,
+    /// The strategy that writes the hypothetical answer for hyde,
+    /// difficulty-matched and dail (rungs joined with '+').
+    pub preliminary: String,
 }
 
 impl Default for ExamplesConfig {
@@ -40,6 +69,7 @@ impl Default for ExamplesConfig {
             k: 0,
             with_schema: false,
             seed: 0,
+            preliminary: "zero-shot".into(),
         }
     }
 }
@@ -140,6 +170,21 @@ fn apply_rung(c: &mut StrategyConfig, rung: &str) -> Result<()> {
             c.generation.max_tokens = c.generation.max_tokens.max(1024);
         }
         "exec-retry" => c.repair.rounds = c.repair.rounds.max(3),
+        rag if rag.starts_with("rag-") => {
+            c.examples.selector = match rag {
+                "rag-random" => SelectorKind::Random,
+                "rag-question" => SelectorKind::QuestionSimilarity,
+                "rag-masked-question" => SelectorKind::MaskedQuestionSimilarity,
+                "rag-hyde" => SelectorKind::Hyde,
+                "rag-difficulty" => SelectorKind::DifficultyMatched,
+                "rag-hyde-difficulty" => SelectorKind::HydeDifficulty,
+                "rag-dail" => SelectorKind::Dail,
+                other => bail!("unknown retrieval rung {other:?}"),
+            };
+            if c.examples.k == 0 {
+                c.examples.k = 3;
+            }
+        }
         "self-consistency" => {
             c.generation.samples = c.generation.samples.max(5);
             if c.generation.temperature == 0.0 {

@@ -1,7 +1,7 @@
 //! The standard strategy: stages composed from a [`StrategyConfig`].
 
 use super::config::{SelectorKind, StrategyConfig};
-use super::examples::{ExamplePool, ExampleSelector, FixedExamples, NoExamples};
+use super::examples::{ExamplePool, ExampleSelector, FixedExamples, NoExamples, Selected};
 use super::extract::extract_sql;
 use super::prompt::{build_messages, repair_message};
 use super::schema::{CreateTables, SchemaRenderer};
@@ -11,6 +11,53 @@ use crate::exec::sandbox::Outcome;
 use crate::llm::{ChatRequest, Completion, GenParams, LlmError, Message};
 use anyhow::{Result, bail};
 use std::sync::Arc;
+
+/// Retrieves pool examples for each question (see [`crate::retrieval`]),
+/// first asking a cheaper strategy for a hypothetical answer when the method
+/// needs one.
+pub struct RetrievalSelector {
+    method: crate::retrieval::select::Method,
+    k: usize,
+    with_schema: bool,
+    pool: Arc<ExamplePool>,
+    preliminary: Option<Arc<dyn Strategy>>,
+    schema: Arc<dyn SchemaRenderer>,
+}
+
+#[async_trait::async_trait]
+impl ExampleSelector for RetrievalSelector {
+    async fn select(&self, q: &Question<'_>, env: &Env) -> Result<Selected, LlmError> {
+        let (hypothesis, completions) = match &self.preliminary {
+            Some(p) => {
+                let answer = p.predict(q, env).await?;
+                (answer.sql, answer.completions)
+            }
+            None => (None, vec![]),
+        };
+        let (pool, method, k, seed) = (self.pool.clone(), self.method, self.k, q.example.id as u64);
+        let (question, schema) = (q.example.question.clone(), q.db.schema.clone());
+        // Ranking scans the whole pool: keep it off the async threads.
+        let ids = crate::exec::sandbox::off_async(move || {
+            let query = crate::retrieval::select::Query {
+                question: &question,
+                schema: &schema,
+                preliminary: hypothesis.as_deref(),
+                seed,
+            };
+            crate::retrieval::select::rank(&pool, method, &query, k)
+        })
+        .await;
+        let render = |db: &super::DbInfo| self.schema.render(db).to_string();
+        let examples = ids
+            .into_iter()
+            .map(|i| self.pool.few_shot(i, self.with_schema, &render))
+            .collect();
+        Ok(Selected {
+            examples,
+            completions,
+        })
+    }
+}
 
 /// What building strategies may need besides their configuration.
 #[derive(Default, Clone)]
@@ -29,23 +76,47 @@ impl Pipeline {
     pub fn new(config: StrategyConfig, resources: &Resources) -> Result<Pipeline> {
         let schema: Arc<dyn SchemaRenderer> =
             Arc::new(CreateTables::new(config.schema.sample_rows));
-        let examples: Box<dyn ExampleSelector> = match config.examples.selector {
-            SelectorKind::None => Box::new(NoExamples),
-            SelectorKind::Fixed => {
-                let Some(pool) = &resources.pool else {
-                    bail!(
-                        "strategy {} shows train examples: the data folder needs train_spider.json",
-                        config.name
-                    )
-                };
-                let render = |db: &super::DbInfo| schema.render(db).to_string();
-                Box::new(FixedExamples::new(
-                    pool,
-                    config.examples.k,
-                    config.examples.with_schema,
-                    config.examples.seed,
-                    render,
-                ))
+        let examples: Box<dyn ExampleSelector> = if config.examples.selector == SelectorKind::None {
+            Box::new(NoExamples)
+        } else {
+            let Some(pool) = &resources.pool else {
+                bail!(
+                    "strategy {} shows train examples: the data folder needs train_spider.json",
+                    config.name
+                )
+            };
+            match config.examples.selector.method() {
+                None => {
+                    let render = |db: &super::DbInfo| schema.render(db).to_string();
+                    let e = &config.examples;
+                    Box::new(FixedExamples::new(pool, e.k, e.with_schema, e.seed, render))
+                }
+                Some(method) => {
+                    let preliminary = if method.needs_preliminary() {
+                        let c = super::config::from_rungs(&config.examples.preliminary)?;
+                        if c.examples
+                            .selector
+                            .method()
+                            .is_some_and(|m| m.needs_preliminary())
+                        {
+                            bail!(
+                                "the preliminary strategy of {} cannot itself need a preliminary answer",
+                                config.name
+                            );
+                        }
+                        Some(Arc::new(Pipeline::new(c, resources)?) as Arc<dyn Strategy>)
+                    } else {
+                        None
+                    };
+                    Box::new(RetrievalSelector {
+                        method,
+                        k: config.examples.k,
+                        with_schema: config.examples.with_schema,
+                        pool: pool.clone(),
+                        preliminary,
+                        schema: schema.clone(),
+                    })
+                }
             }
         };
         Ok(Pipeline {
