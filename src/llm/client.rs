@@ -119,7 +119,8 @@ struct ApiUsage {
 
 /// What one attempt gave.
 enum Attempt {
-    Done(Vec<String>, ApiUsage),
+    /// A 2xx answer's body.
+    Done(String),
     /// Worth retrying, after at least this long (from Retry-After) if given.
     Retry(String, Option<Duration>),
     Fail(LlmError),
@@ -219,41 +220,54 @@ impl OpenAiClient {
             .map(|m| m.content.len() as u32 / 4 + 4)
             .sum::<u32>()
             + params.max_tokens;
+        let ((texts, usage), latency_ms) = self.post("/chat/completions", &body, estimated_tokens, parse_chat).await?;
+        Ok(texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| RawCompletion {
+                text,
+                // Usage is per call: put it on the first sample.
+                prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 },
+                completion_tokens: if i == 0 { usage.completion_tokens } else { 0 },
+                latency_ms,
+            })
+            .collect())
+    }
+
+    /// Embeddings of `inputs` from `/embeddings` (the client's model is the
+    /// embedding model); returns the vectors, prompt tokens and latency.
+    pub async fn embed(&self, inputs: &[String]) -> Result<(Vec<Vec<f32>>, u64, f64), LlmError> {
+        let body = serde_json::json!({"model": self.config.model, "input": inputs});
+        let estimated = inputs.iter().map(|t| t.len() as u32 / 4 + 1).sum();
+        let ((vectors, tokens), latency) = self.post("/embeddings", &body, estimated, |t| parse_embeddings(t, inputs.len())).await?;
+        Ok((vectors, tokens, latency))
+    }
+
+    /// POSTs `body` with rate limits, the concurrency bound and retries, and
+    /// parses the successful answer.
+    async fn post<T>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        estimated_tokens: u32,
+        parse: impl Fn(&str) -> Result<T, LlmError>,
+    ) -> Result<(T, f64), LlmError> {
         let mut attempt = 0;
         loop {
             self.wait_for_rate_limits(estimated_tokens).await;
-            let permit = self
-                .in_flight
-                .acquire()
-                .await
-                .expect("semaphore is never closed");
+            let permit = self.in_flight.acquire().await.expect("semaphore is never closed");
             let start = Instant::now();
             self.stats.http_calls.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.attempt(&body).await;
+            let outcome = self.attempt(path, body).await;
             let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
             drop(permit);
             let (reason, retry_after) = match outcome {
-                Attempt::Done(texts, usage) => {
-                    return Ok(texts
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, text)| RawCompletion {
-                            text,
-                            // Usage is per call: put it on the first sample.
-                            prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 },
-                            completion_tokens: if i == 0 { usage.completion_tokens } else { 0 },
-                            latency_ms,
-                        })
-                        .collect());
-                }
+                Attempt::Done(text) => return parse(&text).map(|v| (v, latency_ms)),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(reason, after) => (reason, after),
             };
             if attempt >= self.config.max_retries {
-                return Err(LlmError::Request(format!(
-                    "gave up after {} attempts: {reason}",
-                    attempt + 1
-                )));
+                return Err(LlmError::Request(format!("gave up after {} attempts: {reason}", attempt + 1)));
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
@@ -286,8 +300,8 @@ impl OpenAiClient {
         capped.mul_f64(rand::rng().random_range(0.5..1.5))
     }
 
-    async fn attempt(&self, body: &serde_json::Value) -> Attempt {
-        let url = format!("{}/chat/completions", self.config.base_url);
+    async fn attempt(&self, path: &str, body: &serde_json::Value) -> Attempt {
+        let url = format!("{}{path}", self.config.base_url);
         let mut request = self.http.post(&url).json(body);
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key);
@@ -338,35 +352,54 @@ impl OpenAiClient {
             }
             _ => {}
         }
-        let parsed: ApiResponse = match serde_json::from_str(&text) {
-            Ok(p) => p,
-            Err(e) => {
-                return Attempt::Fail(LlmError::Request(format!(
-                    "malformed response ({e}): {}",
-                    excerpt(&text)
-                )));
-            }
-        };
-        if parsed.choices.is_empty() {
-            return Attempt::Fail(LlmError::Request(format!(
-                "response without choices: {}",
-                excerpt(&text)
-            )));
-        }
-        let mut texts = Vec::with_capacity(parsed.choices.len());
-        for c in parsed.choices {
-            match (c.message.content, c.message.refusal) {
-                (_, Some(refusal)) if !refusal.is_empty() => {
-                    return Attempt::Fail(LlmError::Request(format!(
-                        "the model refused: {}",
-                        excerpt(&refusal)
-                    )));
-                }
-                (content, _) => texts.push(content.unwrap_or_default()),
-            }
-        }
-        Attempt::Done(texts, parsed.usage.unwrap_or_default())
+        Attempt::Done(text)
     }
+}
+
+
+/// The answers and usage of a chat completion response.
+fn parse_chat(text: &str) -> Result<(Vec<String>, ApiUsage), LlmError> {
+    let parsed: ApiResponse = serde_json::from_str(text)
+        .map_err(|e| LlmError::Request(format!("malformed response ({e}): {}", excerpt(text))))?;
+    if parsed.choices.is_empty() {
+        return Err(LlmError::Request(format!("response without choices: {}", excerpt(text))));
+    }
+    let mut texts = Vec::with_capacity(parsed.choices.len());
+    for c in parsed.choices {
+        match (c.message.content, c.message.refusal) {
+            (_, Some(refusal)) if !refusal.is_empty() => {
+                return Err(LlmError::Request(format!("the model refused: {}", excerpt(&refusal))));
+            }
+            (content, _) => texts.push(content.unwrap_or_default()),
+        }
+    }
+    Ok((texts, parsed.usage.unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+struct EmbeddingResponse {
+    data: Vec<EmbeddingItem>,
+    #[serde(default)]
+    usage: Option<ApiUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    #[serde(default)]
+    index: Option<usize>,
+    embedding: Vec<f32>,
+}
+
+/// The vectors (in input order) and prompt tokens of an embeddings response.
+fn parse_embeddings(text: &str, expected: usize) -> Result<(Vec<Vec<f32>>, u64), LlmError> {
+    let parsed: EmbeddingResponse = serde_json::from_str(text)
+        .map_err(|e| LlmError::Request(format!("malformed embeddings response ({e}): {}", excerpt(text))))?;
+    if parsed.data.len() != expected {
+        return Err(LlmError::Request(format!("asked for {expected} embeddings, got {}", parsed.data.len())));
+    }
+    let mut items = parsed.data;
+    items.sort_by_key(|d| d.index.unwrap_or(0));
+    Ok((items.into_iter().map(|d| d.embedding).collect(), parsed.usage.unwrap_or_default().prompt_tokens))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
