@@ -537,3 +537,42 @@ fn retrieval_rungs_run_end_to_end_and_count_their_preliminary_calls() {
             > 50
     );
 }
+
+#[test]
+fn embedding_similarity_goes_through_the_api_and_is_reused() {
+    let dir = scratch("embed");
+    std::fs::write(
+        dir.join("rag-embedded.toml"),
+        "description = \"question similarity by embeddings\"\nextends = \"rag-question\"\n[examples]\nsimilarity = \"openai:emb-model\"\n",
+    )
+    .unwrap();
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let mut o = options(
+        &server,
+        &["rag-embedded"],
+        &dir.join("a"),
+        &dir.join("cache/c.sqlite"),
+    );
+    o.strategies_dir = dir.clone();
+    let first = run(&o).unwrap();
+    assert_eq!(first.summaries[0].exec_correct, 11);
+    let embedding_calls = server.embedding_calls();
+    assert!(embedding_calls > 0, "the embeddings API was not used");
+    // Pool vectors were stored once, beside the cache, with the model's identity.
+    let stored: Vec<_> = std::fs::read_dir(dir.join("cache/embeddings"))
+        .unwrap()
+        .collect();
+    assert_eq!(stored.len(), 2, "question and masked-question vectors");
+    // Embedding calls are accounted like chat calls.
+    let r = &first.records[0];
+    assert_eq!(
+        r.calls, 3,
+        "two embeddings (question, masked question) and one chat call"
+    );
+    // A second run embeds nothing: pool vectors from disk, questions from the cache.
+    let mut again = o.clone();
+    again.out = Some(dir.join("b"));
+    let second = run(&again).unwrap();
+    assert_eq!(server.embedding_calls(), embedding_calls);
+    assert_eq!(first.records, second.records);
+}

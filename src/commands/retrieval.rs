@@ -54,9 +54,15 @@ pub fn run(opts: &RetrievalOptions) -> Result<()> {
     let schemas = spider.load_schemas()?;
     let pool = crate::run::load_pool(&spider).context("the example pool is the train split")?;
     let prelim = preliminary_answers(&opts.preliminary, &questions)?;
-    let scores = evaluate(&pool, &questions, &schemas, &opts.selectors, opts.k, &|e| {
-        prelim.get(&e.id).cloned()
-    });
+    let scores = evaluate(
+        &pool,
+        &questions,
+        &schemas,
+        &opts.selectors,
+        opts.k,
+        &|e| prelim.get(&e.id).cloned(),
+        None,
+    );
     print!("{}", render(&scores, opts.format));
     eprintln!(
         "{} questions of {}, pool of {} train examples; preliminary SQL: {}",

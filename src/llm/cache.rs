@@ -70,7 +70,8 @@ impl Cache {
         &self.path
     }
 
-    fn get(&self, key: &str) -> Option<Completion> {
+    /// Any stored value (embeddings use this with their own keys).
+    pub fn get_value<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let conn = self.conn.lock().expect("cache lock");
         let text: Option<String> = conn
             .query_row(
@@ -84,12 +85,27 @@ impl Cache {
         text.and_then(|t| serde_json::from_str(&t).ok())
     }
 
+    fn get(&self, key: &str) -> Option<Completion> {
+        self.get_value(key)
+    }
+
     fn put(
         &self,
         key: &str,
         id: &ModelIdentity,
         request: &serde_json::Value,
         c: &Completion,
+    ) -> rusqlite::Result<()> {
+        self.put_value(key, id, request, c)
+    }
+
+    /// Stores any value under `key`, with the request that produced it.
+    pub fn put_value<T: serde::Serialize>(
+        &self,
+        key: &str,
+        id: &ModelIdentity,
+        request: &serde_json::Value,
+        c: &T,
     ) -> rusqlite::Result<()> {
         let conn = self.conn.lock().expect("cache lock");
         let now = std::time::SystemTime::now()

@@ -220,7 +220,9 @@ impl OpenAiClient {
             .map(|m| m.content.len() as u32 / 4 + 4)
             .sum::<u32>()
             + params.max_tokens;
-        let ((texts, usage), latency_ms) = self.post("/chat/completions", &body, estimated_tokens, parse_chat).await?;
+        let ((texts, usage), latency_ms) = self
+            .post("/chat/completions", &body, estimated_tokens, parse_chat)
+            .await?;
         Ok(texts
             .into_iter()
             .enumerate()
@@ -239,7 +241,11 @@ impl OpenAiClient {
     pub async fn embed(&self, inputs: &[String]) -> Result<(Vec<Vec<f32>>, u64, f64), LlmError> {
         let body = serde_json::json!({"model": self.config.model, "input": inputs});
         let estimated = inputs.iter().map(|t| t.len() as u32 / 4 + 1).sum();
-        let ((vectors, tokens), latency) = self.post("/embeddings", &body, estimated, |t| parse_embeddings(t, inputs.len())).await?;
+        let ((vectors, tokens), latency) = self
+            .post("/embeddings", &body, estimated, |t| {
+                parse_embeddings(t, inputs.len())
+            })
+            .await?;
         Ok((vectors, tokens, latency))
     }
 
@@ -255,7 +261,11 @@ impl OpenAiClient {
         let mut attempt = 0;
         loop {
             self.wait_for_rate_limits(estimated_tokens).await;
-            let permit = self.in_flight.acquire().await.expect("semaphore is never closed");
+            let permit = self
+                .in_flight
+                .acquire()
+                .await
+                .expect("semaphore is never closed");
             let start = Instant::now();
             self.stats.http_calls.fetch_add(1, Ordering::Relaxed);
             let outcome = self.attempt(path, body).await;
@@ -267,7 +277,10 @@ impl OpenAiClient {
                 Attempt::Retry(reason, after) => (reason, after),
             };
             if attempt >= self.config.max_retries {
-                return Err(LlmError::Request(format!("gave up after {} attempts: {reason}", attempt + 1)));
+                return Err(LlmError::Request(format!(
+                    "gave up after {} attempts: {reason}",
+                    attempt + 1
+                )));
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
@@ -356,19 +369,24 @@ impl OpenAiClient {
     }
 }
 
-
 /// The answers and usage of a chat completion response.
 fn parse_chat(text: &str) -> Result<(Vec<String>, ApiUsage), LlmError> {
     let parsed: ApiResponse = serde_json::from_str(text)
         .map_err(|e| LlmError::Request(format!("malformed response ({e}): {}", excerpt(text))))?;
     if parsed.choices.is_empty() {
-        return Err(LlmError::Request(format!("response without choices: {}", excerpt(text))));
+        return Err(LlmError::Request(format!(
+            "response without choices: {}",
+            excerpt(text)
+        )));
     }
     let mut texts = Vec::with_capacity(parsed.choices.len());
     for c in parsed.choices {
         match (c.message.content, c.message.refusal) {
             (_, Some(refusal)) if !refusal.is_empty() => {
-                return Err(LlmError::Request(format!("the model refused: {}", excerpt(&refusal))));
+                return Err(LlmError::Request(format!(
+                    "the model refused: {}",
+                    excerpt(&refusal)
+                )));
             }
             (content, _) => texts.push(content.unwrap_or_default()),
         }
@@ -392,14 +410,24 @@ struct EmbeddingItem {
 
 /// The vectors (in input order) and prompt tokens of an embeddings response.
 fn parse_embeddings(text: &str, expected: usize) -> Result<(Vec<Vec<f32>>, u64), LlmError> {
-    let parsed: EmbeddingResponse = serde_json::from_str(text)
-        .map_err(|e| LlmError::Request(format!("malformed embeddings response ({e}): {}", excerpt(text))))?;
+    let parsed: EmbeddingResponse = serde_json::from_str(text).map_err(|e| {
+        LlmError::Request(format!(
+            "malformed embeddings response ({e}): {}",
+            excerpt(text)
+        ))
+    })?;
     if parsed.data.len() != expected {
-        return Err(LlmError::Request(format!("asked for {expected} embeddings, got {}", parsed.data.len())));
+        return Err(LlmError::Request(format!(
+            "asked for {expected} embeddings, got {}",
+            parsed.data.len()
+        )));
     }
     let mut items = parsed.data;
     items.sort_by_key(|d| d.index.unwrap_or(0));
-    Ok((items.into_iter().map(|d| d.embedding).collect(), parsed.usage.unwrap_or_default().prompt_tokens))
+    Ok((
+        items.into_iter().map(|d| d.embedding).collect(),
+        parsed.usage.unwrap_or_default().prompt_tokens,
+    ))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -92,6 +92,7 @@ pub fn evaluate(
     methods: &[Method],
     k: usize,
     preliminary: &dyn Fn(&Example) -> Option<String>,
+    dense_scores: Option<&std::collections::HashMap<usize, super::select::Scores>>,
 ) -> Vec<SelectorScore> {
     let prepared: Vec<(&Example, Option<Hardness>, Option<String>)> = questions
         .iter()
@@ -116,9 +117,17 @@ pub fn evaluate(
                         preliminary: prelim.as_deref(),
                         seed: e.id as u64,
                     };
+                    let lexical;
+                    let scores = match dense_scores.and_then(|d| d.get(&e.id)) {
+                        Some(s) => s,
+                        None => {
+                            lexical = super::select::lexical_scores(pool, &e.question, q.schema);
+                            &lexical
+                        }
+                    };
                     (
                         *level,
-                        score_one(pool, &rank(pool, method, &q, k), &e.gold, *level),
+                        score_one(pool, &rank(pool, method, &q, k, scores), &e.gold, *level),
                     )
                 })
                 .collect();

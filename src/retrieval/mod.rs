@@ -1,6 +1,7 @@
 //! Retrieval of solved examples: the example pool, SQL skeletons, text
 //! similarity (lexical BM25, or embeddings), and the selectors that rank pool
 //! examples for a question.
+pub mod embed;
 pub mod evaluate;
 pub mod mask;
 pub mod select;

@@ -73,6 +73,85 @@ pub struct Query<'a> {
     pub seed: u64,
 }
 
+/// A question's similarity to every pool example: by its question, and by
+/// its masked question.
+pub struct Scores {
+    pub question: Vec<f32>,
+    pub masked: Vec<f32>,
+}
+
+/// How question similarity is measured.
+pub enum Similarity {
+    /// BM25 over words (no model).
+    Bm25,
+    /// Cosine of embeddings (pool vectors stored once).
+    Dense {
+        embedder: std::sync::Arc<dyn crate::retrieval::embed::Embedder>,
+        questions: crate::retrieval::embed::DenseIndex,
+        masked: crate::retrieval::embed::DenseIndex,
+    },
+}
+
+impl Similarity {
+    /// Builds the dense variant: embeds the pool's questions and masked
+    /// questions once (stored under `store`).
+    pub async fn dense(
+        embedder: std::sync::Arc<dyn crate::retrieval::embed::Embedder>,
+        pool: &ExamplePool,
+        store: &std::path::Path,
+    ) -> anyhow::Result<Similarity> {
+        use crate::retrieval::embed::DenseIndex;
+        let q: Vec<String> = pool.examples.iter().map(|e| e.question.clone()).collect();
+        let m: Vec<String> = pool
+            .examples
+            .iter()
+            .map(|e| e.masked_question.clone())
+            .collect();
+        let questions = DenseIndex::load_or_build(embedder.as_ref(), &q, store).await?;
+        let masked = DenseIndex::load_or_build(embedder.as_ref(), &m, store).await?;
+        Ok(Similarity::Dense {
+            embedder,
+            questions,
+            masked,
+        })
+    }
+
+    /// The query's scores against the pool, and any model calls made.
+    pub async fn scores(
+        &self,
+        pool: &ExamplePool,
+        question: &str,
+        schema: &DbSchema,
+    ) -> Result<(Scores, Vec<crate::llm::Completion>), crate::llm::LlmError> {
+        match self {
+            Similarity::Bm25 => Ok((lexical_scores(pool, question, schema), vec![])),
+            Similarity::Dense {
+                embedder,
+                questions,
+                masked,
+            } => {
+                let texts = vec![question.to_string(), mask_question(question, schema)];
+                let e = embedder.embed(&texts).await?;
+                let scores = Scores {
+                    question: questions.scores_of(&e.vectors[0]),
+                    masked: masked.scores_of(&e.vectors[1]),
+                };
+                Ok((scores, e.usage))
+            }
+        }
+    }
+}
+
+/// BM25 scores of a question against the pool.
+pub fn lexical_scores(pool: &ExamplePool, question: &str, schema: &DbSchema) -> Scores {
+    Scores {
+        question: pool.text_index(PoolText::Question).scores(question),
+        masked: pool
+            .text_index(PoolText::MaskedQuestion)
+            .scores(&mask_question(question, schema)),
+    }
+}
+
 /// DAIL-SQL's first stage keeps this many masked-question neighbours.
 const DAIL_CANDIDATES: usize = 50;
 
@@ -85,8 +164,14 @@ fn splitmix(mut x: u64) -> u64 {
 
 /// The `k` best pool examples for the query, best first. Methods that need
 /// a preliminary answer fall back to question similarity without one.
-pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<usize> {
-    let questions = || pool.text_index(PoolText::Question).scores(q.question);
+pub fn rank(
+    pool: &ExamplePool,
+    method: Method,
+    q: &Query<'_>,
+    k: usize,
+    scores: &Scores,
+) -> Vec<usize> {
+    let questions = || scores.question.clone();
     let by_skeleton = |candidates: &[usize], prelim: &str| {
         let target = skeleton(prelim, true);
         let tie = questions();
@@ -121,13 +206,7 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<
             order.truncate(k);
             order
         }
-        (Method::MaskedQuestionSimilarity, _) => top_k(
-            &pool
-                .text_index(PoolText::MaskedQuestion)
-                .scores(&mask_question(q.question, q.schema)),
-            k,
-            None,
-        ),
+        (Method::MaskedQuestionSimilarity, _) => top_k(&scores.masked, k, None),
         (Method::Hyde, Some(p)) => by_skeleton(&all, p),
         (Method::DifficultyMatched, Some(p)) => match same_hardness(p) {
             Some(c) => top_k(&questions(), k, Some(&c)),
@@ -135,10 +214,8 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize) -> Vec<
         },
         (Method::HydeDifficulty, Some(p)) => by_skeleton(&same_hardness(p).unwrap_or(all), p),
         (Method::Dail, Some(p)) => {
-            let masked = pool
-                .text_index(PoolText::MaskedQuestion)
-                .scores(&mask_question(q.question, q.schema));
-            by_skeleton(&top_k(&masked, DAIL_CANDIDATES, None), p)
+            let masked = &scores.masked;
+            by_skeleton(&top_k(masked, DAIL_CANDIDATES, None), p)
         }
         _ => top_k(&questions(), k, None),
     }

@@ -196,7 +196,8 @@ pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
     Ok(Arc::new(ExamplePool::new(&train, dbs)))
 }
 
-fn build_model(opts: &RunOptions) -> Result<Arc<CachedModel>> {
+/// The client configuration for `opts` (the key read from its variable).
+fn client_config(opts: &RunOptions) -> Result<ClientConfig> {
     let api_key = std::env::var(&opts.api_key_env)
         .ok()
         .filter(|k| !k.trim().is_empty());
@@ -217,18 +218,26 @@ fn build_model(opts: &RunOptions) -> Result<Arc<CachedModel>> {
     config.request_timeout = Duration::from_secs_f64(opts.request_timeout_secs);
     config.max_retries = opts.max_retries;
     config.initial_backoff = Duration::from_millis(opts.retry_base_ms);
-    let client = Arc::new(OpenAiClient::new(config)?);
-    let cache = match opts.cache_mode {
-        CacheMode::Off => None,
-        _ => {
-            let path = opts.cache.clone().unwrap_or_else(default_cache_path);
-            Some(
-                Cache::open(&path)
-                    .with_context(|| format!("cannot open the LLM cache {}", path.display()))?,
-            )
-        }
-    };
-    Ok(Arc::new(CachedModel::new(client, cache, opts.cache_mode)))
+    Ok(config)
+}
+
+fn open_cache(opts: &RunOptions) -> Result<Option<Cache>> {
+    if opts.cache_mode == CacheMode::Off {
+        return Ok(None);
+    }
+    let path = opts.cache.clone().unwrap_or_else(default_cache_path);
+    Ok(Some(Cache::open(&path).with_context(|| {
+        format!("cannot open the LLM cache {}", path.display())
+    })?))
+}
+
+fn build_model(opts: &RunOptions) -> Result<Arc<CachedModel>> {
+    let client = Arc::new(OpenAiClient::new(client_config(opts)?)?);
+    Ok(Arc::new(CachedModel::new(
+        client,
+        open_cache(opts)?,
+        opts.cache_mode,
+    )))
 }
 
 /// Runs the strategies and returns the scored records.
@@ -278,13 +287,19 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         .iter()
         .map(|n| find(n, &opts.strategies_dir))
         .collect::<Result<Vec<_>>>()?;
-    let resources = Resources {
-        pool: if found.iter().any(|f| f.needs_examples()) {
-            Some(load_pool(&spider)?)
-        } else {
-            None
-        },
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let pool = if found.iter().any(|f| f.needs_examples()) {
+        Some(load_pool(&spider)?)
+    } else {
+        None
     };
+    let dense = match &pool {
+        Some(pool) => runtime.block_on(prepare_dense(&found, pool, opts))?,
+        None => Default::default(),
+    };
+    let resources = Resources { pool, dense };
     let strategies: Vec<Arc<dyn Strategy>> = found
         .into_iter()
         .map(|f| f.build(&resources))
@@ -336,9 +351,6 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         model: model.clone() as Arc<dyn ChatModel>,
         limits,
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let ctx = RunContext {
         scorer,
         dbs,
@@ -364,6 +376,56 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         http_calls: model.client().stats.http_calls.load(Ordering::Relaxed),
         cache_hits: model.stats.hits.load(Ordering::Relaxed),
     })
+}
+
+/// Embeds the pool once for every embedding similarity the strategies use
+/// ("openai:MODEL": the embeddings API of the run's endpoint, same key and
+/// cache). Vectors are stored beside the LLM cache.
+async fn prepare_dense(
+    found: &[crate::strategy::registry::Found],
+    pool: &Arc<ExamplePool>,
+    opts: &RunOptions,
+) -> Result<BTreeMap<String, Arc<crate::retrieval::select::Similarity>>> {
+    use crate::retrieval::embed::OpenAiEmbedder;
+    use crate::retrieval::select::Similarity;
+    let mut out = BTreeMap::new();
+    for f in found {
+        let crate::strategy::registry::Found::Config(c) = f else {
+            continue;
+        };
+        let name = &c.examples.similarity;
+        if name == "bm25" || out.contains_key(name) || c.examples.selector.method().is_none() {
+            continue;
+        }
+        let Some(model) = name.strip_prefix("openai:") else {
+            bail!(
+                "strategy {}: similarity {name:?} is not known (use \"bm25\" or \"openai:MODEL\")",
+                c.name
+            )
+        };
+        let embedding_opts = RunOptions {
+            model: model.to_string(),
+            ..opts.clone()
+        };
+        let client = Arc::new(OpenAiClient::new(client_config(&embedding_opts)?)?);
+        let cache = open_cache(opts)?.map(Arc::new);
+        let embedder = Arc::new(OpenAiEmbedder {
+            client,
+            cache,
+            mode: opts.cache_mode,
+            batch: 256,
+        });
+        let cache_path = opts.cache.clone().unwrap_or_else(default_cache_path);
+        let store = cache_path
+            .parent()
+            .map(|p| p.join("embeddings"))
+            .unwrap_or_else(|| PathBuf::from("embeddings"));
+        out.insert(
+            name.clone(),
+            Arc::new(Similarity::dense(embedder, pool, &store).await?),
+        );
+    }
+    Ok(out)
 }
 
 /// Creates the run folder, or checks that a resumed one was made for the

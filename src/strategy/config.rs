@@ -60,6 +60,9 @@ pub struct ExamplesConfig {
     /// The strategy that writes the hypothetical answer for hyde,
     /// difficulty-matched and dail (rungs joined with '+').
     pub preliminary: String,
+    /// Question similarity: "bm25" (no model) or "openai:MODEL" (the
+    /// embeddings API of the run's endpoint).
+    pub similarity: String,
 }
 
 impl Default for ExamplesConfig {
@@ -70,6 +73,7 @@ impl Default for ExamplesConfig {
             with_schema: false,
             seed: 0,
             preliminary: "zero-shot".into(),
+            similarity: "bm25".into(),
         }
     }
 }

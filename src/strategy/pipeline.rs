@@ -22,29 +22,43 @@ pub struct RetrievalSelector {
     pool: Arc<ExamplePool>,
     preliminary: Option<Arc<dyn Strategy>>,
     schema: Arc<dyn SchemaRenderer>,
+    similarity: Arc<crate::retrieval::select::Similarity>,
 }
 
 #[async_trait::async_trait]
 impl ExampleSelector for RetrievalSelector {
     async fn select(&self, q: &Question<'_>, env: &Env) -> Result<Selected, LlmError> {
-        let (hypothesis, completions) = match &self.preliminary {
+        use crate::retrieval::select::{Query, Similarity, lexical_scores, rank};
+        let (hypothesis, mut completions) = match &self.preliminary {
             Some(p) => {
                 let answer = p.predict(q, env).await?;
                 (answer.sql, answer.completions)
             }
             None => (None, vec![]),
         };
+        // Embedding the question is a model call (accounted); BM25 is local.
+        let dense = match self.similarity.as_ref() {
+            Similarity::Bm25 => None,
+            similarity => {
+                let (scores, usage) = similarity
+                    .scores(&self.pool, &q.example.question, &q.db.schema)
+                    .await?;
+                completions.extend(usage);
+                Some(scores)
+            }
+        };
         let (pool, method, k, seed) = (self.pool.clone(), self.method, self.k, q.example.id as u64);
         let (question, schema) = (q.example.question.clone(), q.db.schema.clone());
         // Ranking scans the whole pool: keep it off the async threads.
         let ids = crate::exec::sandbox::off_async(move || {
-            let query = crate::retrieval::select::Query {
+            let scores = dense.unwrap_or_else(|| lexical_scores(&pool, &question, &schema));
+            let query = Query {
                 question: &question,
                 schema: &schema,
                 preliminary: hypothesis.as_deref(),
                 seed,
             };
-            crate::retrieval::select::rank(&pool, method, &query, k)
+            rank(&pool, method, &query, k, &scores)
         })
         .await;
         let render = |db: &super::DbInfo| self.schema.render(db).to_string();
@@ -64,6 +78,21 @@ impl ExampleSelector for RetrievalSelector {
 pub struct Resources {
     /// Train examples, for strategies that show examples.
     pub pool: Option<Arc<ExamplePool>>,
+    /// Dense similarities over the pool, by their `similarity` name.
+    pub dense: std::collections::BTreeMap<String, Arc<crate::retrieval::select::Similarity>>,
+}
+
+impl Resources {
+    /// The similarity named `name` ("bm25", or a prepared embedding model).
+    pub fn similarity(&self, name: &str) -> Result<Arc<crate::retrieval::select::Similarity>> {
+        if name == "bm25" {
+            return Ok(Arc::new(crate::retrieval::select::Similarity::Bm25));
+        }
+        match self.dense.get(name) {
+            Some(s) => Ok(s.clone()),
+            None => bail!("similarity {name:?} is not prepared: use \"bm25\" or \"openai:MODEL\""),
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -115,6 +144,7 @@ impl Pipeline {
                         pool: pool.clone(),
                         preliminary,
                         schema: schema.clone(),
+                        similarity: resources.similarity(&config.examples.similarity)?,
                     })
                 }
             }

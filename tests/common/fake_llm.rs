@@ -33,12 +33,14 @@ struct Shared {
     script: Script,
     calls: Arc<AtomicUsize>,
     log: RequestLog,
+    embedding_calls: Arc<AtomicUsize>,
 }
 
 pub struct FakeLlm {
     pub url: String,
     calls: Arc<AtomicUsize>,
     log: RequestLog,
+    embedding_calls: Arc<AtomicUsize>,
 }
 
 impl FakeLlm {
@@ -46,10 +48,12 @@ impl FakeLlm {
     pub fn start(script: Script) -> FakeLlm {
         let calls = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let embedding_calls = Arc::new(AtomicUsize::new(0));
         let shared = Shared {
             script,
             calls: calls.clone(),
             log: log.clone(),
+            embedding_calls: embedding_calls.clone(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -63,6 +67,7 @@ impl FakeLlm {
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = axum::Router::new()
                     .route("/v1/chat/completions", post(handle))
+                    .route("/v1/embeddings", post(embeddings))
                     .with_state(shared);
                 axum::serve(listener, app).await.unwrap();
             });
@@ -72,12 +77,18 @@ impl FakeLlm {
             url: format!("http://{addr}/v1"),
             calls,
             log,
+            embedding_calls,
         }
     }
 
     /// HTTP requests received so far.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Requests to /v1/embeddings received so far.
+    pub fn embedding_calls(&self) -> usize {
+        self.embedding_calls.load(Ordering::SeqCst)
     }
 
     /// Authorization headers received.
@@ -155,6 +166,46 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: String) -> Re
             Reply::Malformed => return (StatusCode::OK, "this is not json").into_response(),
         }
     }
+}
+
+/// A deterministic embedding: letter counts (26 dimensions), so texts with
+/// the same words are close.
+pub fn letter_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; 26];
+    for c in text
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase())
+    {
+        v[(c as u8 - b'a') as usize] += 1.0;
+    }
+    v
+}
+
+async fn embeddings(State(s): State<Shared>, body: String) -> Response {
+    s.embedding_calls.fetch_add(1, Ordering::SeqCst);
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let inputs: Vec<String> = body["input"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": letter_vector(t)}))
+        .collect();
+    let tokens: usize = inputs.iter().map(|t| t.len() / 4 + 1).sum();
+    let out = json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        out.to_string(),
+    )
+        .into_response()
 }
 
 /// The question in a prompt built by spider-bench (after the last "Question: ").
