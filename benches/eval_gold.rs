@@ -21,21 +21,14 @@ fn data_dir() -> Option<PathBuf> {
         std::env::var_os("SPIDER_DATA").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider")),
     ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("dev.json").is_file())
+    candidates.into_iter().flatten().find(|p| p.join("dev.json").is_file())
 }
 
 fn time(mut cmd: Command) -> Duration {
     let start = Instant::now();
     let out = cmd.output().expect("command runs");
     let elapsed = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     elapsed
 }
 
@@ -61,12 +54,7 @@ fn write_inputs(data: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     let mut p = String::new();
     for line in gold.lines().filter(|l| !l.trim().is_empty()) {
         let (sql, db) = line.rsplit_once('\t').expect("SQL<TAB>db_id");
-        if data
-            .join("database")
-            .join(db)
-            .join(format!("{db}.sqlite"))
-            .is_file()
-        {
+        if data.join("database").join(db).join(format!("{db}.sqlite")).is_file() {
             g.push_str(&format!("{sql}\t{db}\n"));
             p.push_str(&format!("{sql}\n"));
         }
@@ -79,9 +67,7 @@ fn write_inputs(data: &Path, dir: &Path) -> (PathBuf, PathBuf) {
 
 fn main() {
     let Some(data) = data_dir() else {
-        println!(
-            "eval_gold: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)"
-        );
+        println!("eval_gold: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
         return;
     };
     let dir = std::env::temp_dir().join(format!("spider-bench-bench-{}", std::process::id()));
@@ -92,18 +78,13 @@ fn main() {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(i, l)| {
-            serde_json::json!({"id": i, "sql": l.rsplit_once('\t').unwrap().0}).to_string() + "\n"
-        })
+        .map(|(i, l)| serde_json::json!({"id": i, "sql": l.rsplit_once('\t').unwrap().0}).to_string() + "\n")
         .collect();
     std::fs::write(&ours_pred, jsonl).unwrap();
 
     let ours = |_: usize| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_spider-bench"));
-        c.args(["eval", "--data"])
-            .arg(&data)
-            .arg("--pred")
-            .arg(&ours_pred);
+        c.args(["eval", "--data"]).arg(&data).arg("--pred").arg(&ours_pred);
         time(c)
     };
     ours(0); // warm the page cache
@@ -126,18 +107,13 @@ fn main() {
             c.args(["-c", &script]);
             time(c)
         };
-        let theirs = report(
-            "official evaluation.py",
-            (0..OFFICIAL_RUNS).map(official_run).collect(),
-        );
+        let theirs = report("official evaluation.py", (0..OFFICIAL_RUNS).map(official_run).collect());
         println!(
             "speed-up (median wall clock): {:.1}x",
             theirs.as_secs_f64() / ours_median.as_secs_f64()
         );
     } else {
-        println!(
-            "(set OFFICIAL_EVALUATOR=path/to/test-suite-sql-eval to time the official evaluator side by side)"
-        );
+        println!("(set OFFICIAL_EVALUATOR=path/to/test-suite-sql-eval to time the official evaluator side by side)");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

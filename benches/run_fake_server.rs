@@ -43,9 +43,7 @@ fn main() {
     .flatten()
     .find(|p| p.join("dev.json").is_file());
     let Some(data) = data else {
-        println!(
-            "run_fake_server: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)"
-        );
+        println!("run_fake_server: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
         return;
     };
     let dev: Vec<serde_json::Value> =
@@ -66,9 +64,7 @@ fn main() {
 
 fn bench(data: &std::path::Path, gold: HashMap<String, String>, strategies: &str) {
     let answer = gold_answers(gold);
-    let server = FakeLlm::start(Arc::new(move |b, n| {
-        Reply::Slow(LATENCY, Box::new(answer(b, n)))
-    }));
+    let server = FakeLlm::start(Arc::new(move |b, n| Reply::Slow(LATENCY, Box::new(answer(b, n)))));
     let out = std::env::temp_dir().join(format!("spider-bench-run-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let start = Instant::now();

@@ -10,16 +10,11 @@ use std::io::Write;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (data, out) = (
-        std::path::Path::new(&args[1]),
-        std::path::Path::new(&args[2]),
-    );
+    let (data, out) = (std::path::Path::new(&args[1]), std::path::Path::new(&args[2]));
     std::fs::create_dir_all(out)?;
     let examples = Spider::open(data)?.load_split(Split::Dev)?;
     for m in mutations::MUTATIONS {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(
-            out.join(format!("{}.jsonl", m.name)),
-        )?);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(out.join(format!("{}.jsonl", m.name)))?);
         for (id, pred) in mutations::predictions(&examples, m) {
             writeln!(f, "{}", serde_json::json!({"id": id, "sql": pred}))?;
         }

@@ -27,8 +27,7 @@ fn text(o: &Output) -> (String, String) {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-{}-{name}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -50,8 +49,7 @@ fn write(path: &Path, content: &str) -> String {
 /// Gold for every mini question but #1 (wrong) and #3 (empty).
 fn mini_jsonl() -> String {
     let dev: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap()).unwrap();
     dev.iter()
         .enumerate()
         .map(|(i, e)| {
@@ -71,15 +69,7 @@ fn eval_prints_the_official_table_and_writes_records() {
     let pred = write(&dir.join("p.jsonl"), &mini_jsonl());
     let out = dir.join("out.jsonl");
     let data = mini_spider().display().to_string();
-    let o = run(&[
-        "eval",
-        "--data",
-        &data,
-        "--pred",
-        &pred,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run(&["eval", "--data", &data, "--pred", &pred, "--out", out.to_str().unwrap()]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     for word in [
@@ -100,9 +90,7 @@ fn eval_prints_the_official_table_and_writes_records() {
     let records = read_records(&out);
     assert_eq!(records.len(), 12);
     for r in &records {
-        for field in [
-            "id", "db_id", "hardness", "exec", "exact", "status", "error", "ms",
-        ] {
+        for field in ["id", "db_id", "hardness", "exec", "exact", "status", "error", "ms"] {
             assert!(r.get(field).is_some(), "record lacks {field}: {r}");
         }
     }
@@ -151,10 +139,7 @@ fn only_listed_ids_are_scored_and_jobs_do_not_change_results() {
     assert_eq!(summary["all"]["count"], 2);
     assert_eq!(summary["all"]["exec_correct"], 1);
     assert_eq!(
-        records
-            .iter()
-            .map(|r| r["id"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
+        records.iter().map(|r| r["id"].as_u64().unwrap()).collect::<Vec<_>>(),
         [0, 4]
     );
 }
@@ -197,15 +182,8 @@ fn bad_inputs_get_errors_that_say_what_to_do() {
     );
     let o = run(&["eval", "--data", &data, "--pred", &dup]);
     assert!(!o.status.success());
-    assert!(
-        text(&o).1.contains("line 2: id 1 appears twice"),
-        "{}",
-        text(&o).1
-    );
-    let far = write(
-        &dir.join("far.jsonl"),
-        "{\"id\": 99, \"sql\": \"SELECT 1\"}\n",
-    );
+    assert!(text(&o).1.contains("line 2: id 1 appears twice"), "{}", text(&o).1);
+    let far = write(&dir.join("far.jsonl"), "{\"id\": 99, \"sql\": \"SELECT 1\"}\n");
     assert!(
         text(&run(&["eval", "--data", &data, "--pred", &far]))
             .1
@@ -214,9 +192,7 @@ fn bad_inputs_get_errors_that_say_what_to_do() {
     let o = run(&["eval", "--data", dir.to_str().unwrap(), "--pred", &far]);
     let stderr = text(&o).1;
     assert!(
-        !o.status.success()
-            && stderr.contains("not a Spider data folder")
-            && stderr.contains("SPIDER_DATA"),
+        !o.status.success() && stderr.contains("not a Spider data folder") && stderr.contains("SPIDER_DATA"),
         "{stderr}"
     );
 }
@@ -245,13 +221,7 @@ fn data_check_reports_missing_databases_and_runs_every_gold() {
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("missing databases: lost_db"), "{stdout}");
-    assert!(
-        stdout.contains("dev           12 questions: 11 golds run"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("dev           12 questions: 11 golds run"), "{stdout}");
     assert!(stdout.contains("lost_db: 1"), "{stdout}");
-    assert!(
-        stdout.contains("train         8 questions: 8 golds run"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("train         8 questions: 8 golds run"), "{stdout}");
 }

@@ -19,10 +19,7 @@ fn schemas_have_tables_columns_and_keys() {
     assert_eq!(singer.columns.len(), 5);
     assert!(singer.columns[0].primary_key && !singer.columns[1].primary_key);
     assert_eq!(
-        (
-            singer.columns[3].name.as_str(),
-            singer.columns[3].ty.as_str()
-        ),
+        (singer.columns[3].name.as_str(), singer.columns[3].ty.as_str()),
         ("age", "number")
     );
     let fks = s.foreign_key_refs();
@@ -49,9 +46,6 @@ fn splits_take_gold_sql_from_the_gold_file_and_name_missing_splits() {
     let (train, source) = spider.load_split_with_source(Split::Train).unwrap();
     assert_eq!(train.len(), 8);
     assert_eq!(source, GoldSource::QueryField("no train_gold.sql".into()));
-    let err = spider
-        .load_split(Split::TrainOthers)
-        .unwrap_err()
-        .to_string();
+    let err = spider.load_split(Split::TrainOthers).unwrap_err().to_string();
     assert!(err.contains("train_others.json"), "{err}");
 }

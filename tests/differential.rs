@@ -96,12 +96,7 @@ fn official_mode_matches_the_official_evaluator() {
         mismatches.is_empty(),
         "{} of {compared} verdicts differ:\n{}",
         mismatches.len(),
-        mismatches
-            .iter()
-            .take(40)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        mismatches.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
     );
     assert!(compared > 45_000, "only {compared} verdicts compared");
     eprintln!("{compared} verdicts compared, all equal");

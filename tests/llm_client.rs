@@ -41,8 +41,7 @@ fn block<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("llm-{}-{name}", std::process::id()));
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("llm-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -55,10 +54,7 @@ fn answers_carry_usage_and_the_key_goes_in_the_header_only() {
     let out = block(m.complete(&request(1))).unwrap();
     assert_eq!(out[0].text, "SELECT 1");
     assert!(out[0].prompt_tokens > 0 && out[0].completion_tokens > 0);
-    assert_eq!(
-        server.auth_headers(),
-        [Some("Bearer sk-test-KEY".to_string())]
-    );
+    assert_eq!(server.auth_headers(), [Some("Bearer sk-test-KEY".to_string())]);
     assert!(!server.bodies()[0].to_string().contains("sk-test-KEY"));
 }
 
@@ -110,10 +106,7 @@ fn server_errors_are_retried_with_backoff_then_reported() {
 fn malformed_and_refused_responses_are_failures_not_crashes() {
     let bad = FakeLlm::start(Arc::new(|_, _| Reply::Malformed));
     let err = block(model(config(&bad), None, CacheMode::Off).complete(&request(1))).unwrap_err();
-    assert!(
-        matches!(&err, LlmError::Request(m) if m.contains("malformed")),
-        "{err}"
-    );
+    assert!(matches!(&err, LlmError::Request(m) if m.contains("malformed")), "{err}");
     assert_eq!(bad.calls(), 1, "a malformed answer is not retried");
     let denied = FakeLlm::start(Arc::new(|_, _| Reply::Status(401, None)));
     assert!(matches!(
@@ -131,10 +124,7 @@ fn malformed_and_refused_responses_are_failures_not_crashes() {
 fn slow_responses_time_out_and_are_retried() {
     let slow = FakeLlm::start(Arc::new(|_, n| {
         if n == 0 {
-            Reply::Slow(
-                Duration::from_secs(3),
-                Box::new(Reply::Answers(vec!["late".into()])),
-            )
+            Reply::Slow(Duration::from_secs(3), Box::new(Reply::Answers(vec!["late".into()])))
         } else {
             Reply::Answers(vec!["quick".into()])
         }
@@ -150,11 +140,7 @@ fn slow_responses_time_out_and_are_retried() {
 #[test]
 fn n_samples_natively_or_one_request_each() {
     let native = FakeLlm::start(Arc::new(|b, _| {
-        Reply::Answers(
-            (0..b["n"].as_u64().unwrap_or(1))
-                .map(|i| format!("s{i}"))
-                .collect(),
-        )
+        Reply::Answers((0..b["n"].as_u64().unwrap_or(1)).map(|i| format!("s{i}")).collect())
     }));
     let out = block(model(config(&native), None, CacheMode::Off).complete(&request(3))).unwrap();
     assert_eq!(
@@ -196,14 +182,8 @@ fn the_cache_replays_without_http_and_never_stores_the_key() {
     .unwrap();
     assert_eq!(server.calls(), 2, "a replay makes no HTTP call");
     assert_eq!(
-        first
-            .iter()
-            .map(|c| (&c.text, &c.cache_key))
-            .collect::<Vec<_>>(),
-        again
-            .iter()
-            .map(|c| (&c.text, &c.cache_key))
-            .collect::<Vec<_>>()
+        first.iter().map(|c| (&c.text, &c.cache_key)).collect::<Vec<_>>(),
+        again.iter().map(|c| (&c.text, &c.cache_key)).collect::<Vec<_>>()
     );
     assert!(again.iter().all(|c| c.from_cache));
     // A different request misses: fatal in cache-only mode.
@@ -221,10 +201,7 @@ fn the_cache_replays_without_http_and_never_stores_the_key() {
         .complete(&other),
     )
     .unwrap_err();
-    assert!(
-        matches!(&err, LlmError::Fatal(m) if m.contains("cache miss")),
-        "{err}"
-    );
+    assert!(matches!(&err, LlmError::Fatal(m) if m.contains("cache miss")), "{err}");
     // --no-cache goes to the server.
     block(
         model(

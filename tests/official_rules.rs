@@ -50,10 +50,7 @@ fn value_is_rewritten_to_1_in_predictions_only_in_official_mode() {
         ch(gold, "SELECT count(*) AS value FROM singer", official()).0,
         Some(false)
     );
-    assert_eq!(
-        ch(gold, "SELECT count(*) AS value FROM singer", strict()).0,
-        Some(true)
-    );
+    assert_eq!(ch(gold, "SELECT count(*) AS value FROM singer", strict()).0, Some(true));
 }
 
 #[test]
@@ -89,10 +86,7 @@ fn distinct_is_removed_from_both_queries_unless_kept() {
     assert_eq!(ch(gold, pred, keep_distinct()).0, Some(false));
     // Also inside count(DISTINCT x): 4 distinct countries, 6 rows.
     let gold = "SELECT count(DISTINCT country) FROM singer";
-    assert_eq!(
-        ch(gold, "SELECT count(country) FROM singer", official()).0,
-        Some(true)
-    );
+    assert_eq!(ch(gold, "SELECT count(country) FROM singer", official()).0, Some(true));
     assert_eq!(
         ch(gold, "SELECT count(country) FROM singer", keep_distinct()).0,
         Some(false)
@@ -141,12 +135,7 @@ fn statements_without_rows_match_an_empty_gold_except_in_strict_mode() {
     }
     // A DROP changed nothing: the table is still there for the next example.
     assert_eq!(
-        ch(
-            "SELECT count(*) FROM singer",
-            "SELECT count(*) FROM singer",
-            official()
-        )
-        .0,
+        ch("SELECT count(*) FROM singer", "SELECT count(*) FROM singer", official()).0,
         Some(true)
     );
 }
@@ -176,21 +165,11 @@ fn runaway_queries_time_out_and_are_counted_as_such() {
 #[test]
 fn row_and_column_counts_must_agree() {
     assert_eq!(
-        ch(
-            "SELECT name FROM singer",
-            "SELECT name, age FROM singer",
-            official()
-        )
-        .0,
+        ch("SELECT name FROM singer", "SELECT name, age FROM singer", official()).0,
         Some(false)
     );
     assert_eq!(
-        ch(
-            "SELECT name FROM singer",
-            "SELECT name FROM singer LIMIT 5",
-            official()
-        )
-        .0,
+        ch("SELECT name FROM singer", "SELECT name FROM singer LIMIT 5", official()).0,
         Some(false)
     );
     // Both empty: equal, whatever the columns.
@@ -209,12 +188,7 @@ fn row_and_column_counts_must_agree() {
 fn row_order_matters_only_when_the_gold_text_says_order_by() {
     let gold = "SELECT name, age FROM singer ORDER BY age DESC";
     assert_eq!(
-        ch(
-            gold,
-            "SELECT name, age FROM singer ORDER BY age ASC",
-            official()
-        )
-        .0,
+        ch(gold, "SELECT name, age FROM singer ORDER BY age ASC", official()).0,
         Some(false)
     );
     let gold = "SELECT name FROM singer WHERE country = 'France'";
@@ -239,12 +213,7 @@ fn row_order_matters_only_when_the_gold_text_says_order_by() {
         Some(false)
     );
     assert_eq!(
-        ch(
-            gold,
-            "SELECT name FROM singer WHERE singer_id IN (3, 1, 5)",
-            official()
-        )
-        .0,
+        ch(gold, "SELECT name FROM singer WHERE singer_id IN (3, 1, 5)", official()).0,
         Some(true)
     );
 }
@@ -262,12 +231,7 @@ fn int_float_quick_reject_is_a_false_negative_fixed_in_strict_mode() {
 fn columns_may_come_in_any_order() {
     let gold = "SELECT singer_id, name, country, age FROM singer";
     assert_eq!(
-        ch(
-            gold,
-            "SELECT age, country, name, singer_id FROM singer",
-            official()
-        )
-        .0,
+        ch(gold, "SELECT age, country, name, singer_id FROM singer", official()).0,
         Some(true)
     );
     assert_eq!(
@@ -284,17 +248,9 @@ fn columns_may_come_in_any_order() {
 #[test]
 fn values_compare_with_python_equality() {
     let gold = "SELECT count(*) FROM singer";
+    assert_eq!(ch(gold, "SELECT count(*) * 1.0 FROM singer", official()).0, Some(true)); // 6 == 6.0
     assert_eq!(
-        ch(gold, "SELECT count(*) * 1.0 FROM singer", official()).0,
-        Some(true)
-    ); // 6 == 6.0
-    assert_eq!(
-        ch(
-            gold,
-            "SELECT CAST(count(*) AS TEXT) FROM singer",
-            official()
-        )
-        .0,
+        ch(gold, "SELECT CAST(count(*) AS TEXT) FROM singer", official()).0,
         Some(false)
     ); // '6' != 6
     assert!(!exec(
@@ -324,12 +280,7 @@ fn values_compare_with_python_equality() {
     // Floats must be exactly equal: avg is 4.75.
     let gold = "SELECT avg(net_worth) FROM singer";
     assert_eq!(
-        ch(
-            gold,
-            "SELECT round(avg(net_worth), 1) FROM singer",
-            official()
-        )
-        .0,
+        ch(gold, "SELECT round(avg(net_worth), 1) FROM singer", official()).0,
         Some(false)
     );
     assert_eq!(
@@ -366,17 +317,20 @@ fn exact_match_fails_where_the_official_parser_fails() {
         Some(false)
     );
     assert_eq!(
-        ch("SELECT T1.name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id", "SELECT singer.name FROM singer, singer_in_concert WHERE singer.singer_id = singer_in_concert.singer_id", official()).1,
+        ch(
+            "SELECT T1.name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id",
+            "SELECT singer.name FROM singer, singer_in_concert WHERE singer.singer_id = singer_in_concert.singer_id",
+            official()
+        )
+        .1,
         Some(false)
     );
 }
 
 #[test]
 fn exact_match_ignores_values_case_limit_numbers_and_item_order() {
-    let gold =
-        "SELECT name, age FROM singer WHERE country = 'France' AND age > 30 ORDER BY age LIMIT 1";
-    let pred =
-        "select AGE, NAME from SINGER where AGE > 99 and COUNTRY = 'Chad' order by AGE limit 4";
+    let gold = "SELECT name, age FROM singer WHERE country = 'France' AND age > 30 ORDER BY age LIMIT 1";
+    let pred = "select AGE, NAME from SINGER where AGE > 99 and COUNTRY = 'Chad' order by AGE limit 4";
     assert_eq!(ch(gold, pred, official()), (Some(false), Some(true)));
     // ...but whether there is a LIMIT matters.
     assert_eq!(
@@ -396,15 +350,15 @@ fn exact_match_unifies_foreign_keys() {
     let gold = "SELECT T2.singer_id FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id WHERE T1.age > 40";
     let pred = "SELECT T1.singer_id FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id WHERE T1.age > 40";
     assert_eq!(ch(gold, pred, official()), (Some(true), Some(true)));
-    let pred = "SELECT T1.age FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id WHERE T1.age > 40";
+    let pred =
+        "SELECT T1.age FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id WHERE T1.age > 40";
     assert_eq!(ch(gold, pred, official()).1, Some(false));
 }
 
 #[test]
 fn exact_match_never_compares_join_conditions() {
     let gold = "SELECT T1.name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.singer_id = T2.singer_id";
-    let pred =
-        "SELECT T1.name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.age = T2.concert_id";
+    let pred = "SELECT T1.name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.age = T2.concert_id";
     assert_eq!(ch(gold, pred, official()), (Some(false), Some(true)));
 }
 
@@ -443,11 +397,6 @@ fn missing_databases_are_skipped_with_the_reason_and_golds_that_fail_are_reporte
     assert_eq!((r.status, r.exec, r.exact), (Status::Skipped, None, None));
     assert!(r.error.unwrap().contains("lost_db is missing"));
     assert_eq!(r.hardness, Some(spider_bench::eval::exact::Hardness::Easy));
-    let r = judge_mini(
-        "concert_hall",
-        "SELECT nope FROM singer",
-        "SELECT 1",
-        official(),
-    );
+    let r = judge_mini("concert_hall", "SELECT nope FROM singer", "SELECT 1", official());
     assert_eq!(r.status, Status::GoldError);
 }

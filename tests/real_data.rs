@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 
 #[test]
 fn gold_as_prediction_scores_972_of_972_and_skips_wta_1() {
-    let Some(data) = common::real_spider("gold_as_prediction_scores_972_of_972_and_skips_wta_1")
-    else {
+    let Some(data) = common::real_spider("gold_as_prediction_scores_972_of_972_and_skips_wta_1") else {
         return;
     };
     let spider = Spider::open(&data).unwrap();
@@ -24,10 +23,7 @@ fn gold_as_prediction_scores_972_of_972_and_skips_wta_1() {
     let items: Vec<_> = dev.iter().map(|e| (e, Some(e.gold.as_str()))).collect();
     let records = scorer.score_all(&items);
     let s = summarize(&records);
-    assert_eq!(
-        (s.all.count, s.all.exec_correct, s.all.exact_correct),
-        (972, 972, 972)
-    );
+    assert_eq!((s.all.count, s.all.exec_correct, s.all.exact_correct), (972, 972, 972));
     assert_eq!(s.statuses["skipped"], 62);
     assert!(
         records
@@ -40,16 +36,10 @@ fn gold_as_prediction_scores_972_of_972_and_skips_wta_1() {
     for r in &records {
         *all.entry(r.hardness.unwrap()).or_default() += 1;
     }
-    assert_eq!(
-        all.values().copied().collect::<Vec<_>>(),
-        [248, 446, 174, 166]
-    );
+    assert_eq!(all.values().copied().collect::<Vec<_>>(), [248, 446, 174, 166]);
     let scored: Vec<usize> = Hardness::ALL.iter().map(|h| s.levels[h].count).collect();
     assert_eq!(scored, [232, 416, 160, 164]);
-    assert_eq!(
-        before,
-        common::hash_tree(&data.join("database/concert_singer"))
-    );
+    assert_eq!(before, common::hash_tree(&data.join("database/concert_singer")));
 }
 
 #[test]
@@ -68,11 +58,7 @@ fn strict_mode_reports_how_many_verdicts_differ() {
     let scorer = Scorer::new(&spider, &dev, config).unwrap();
     let r = scorer.score_one(&dev[94], Some(&pred94));
     let official = r.official.as_ref().unwrap();
-    assert_eq!(
-        (official.exec, r.exec),
-        (Some(false), Some(true)),
-        "{pred94}"
-    );
+    assert_eq!((official.exec, r.exec), (Some(false), Some(true)), "{pred94}");
     let s = summarize(&[r]);
     let d = s.differs_from_official.unwrap();
     assert_eq!((d.exec, d.exec_gained), (1, 1));
@@ -80,9 +66,7 @@ fn strict_mode_reports_how_many_verdicts_differ() {
 
 #[test]
 fn every_dev_gold_runs_and_the_broken_train_golds_are_reported() {
-    let Some(data) =
-        common::real_spider("every_dev_gold_runs_and_the_broken_train_golds_are_reported")
-    else {
+    let Some(data) = common::real_spider("every_dev_gold_runs_and_the_broken_train_golds_are_reported") else {
         return;
     };
     let spider = Spider::open(&data).unwrap();
@@ -93,12 +77,8 @@ fn every_dev_gold_runs_and_the_broken_train_golds_are_reported() {
             .iter()
             .filter(|e| scorer.context(&e.db_id).unwrap().missing.is_none())
             .filter(|e| {
-                spider_bench::eval::judge::check_gold(
-                    scorer.context(&e.db_id).unwrap(),
-                    &e.gold,
-                    &scorer.config,
-                )
-                .is_err()
+                spider_bench::eval::judge::check_gold(scorer.context(&e.db_id).unwrap(), &e.gold, &scorer.config)
+                    .is_err()
             })
             .map(|e| e.id)
             .collect()
@@ -111,20 +91,15 @@ fn every_dev_gold_runs_and_the_broken_train_golds_are_reported() {
 #[test]
 fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
     use common::fake_llm::{FakeLlm, gold_answers};
-    let Some(data) =
-        common::real_spider("every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold")
-    else {
+    let Some(data) = common::real_spider("every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold") else {
         return;
     };
     let spider = Spider::open(&data).unwrap();
     let dev = spider.load_split(Split::Dev).unwrap();
     let server = FakeLlm::start(gold_answers(
-        dev.iter()
-            .map(|e| (e.question.clone(), e.gold.clone()))
-            .collect(),
+        dev.iter().map(|e| (e.question.clone(), e.gold.clone())).collect(),
     ));
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("real-ladder-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("real-ladder-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut o = spider_bench::run::RunOptions::new(vec!["ladder".into()], "gpt-4o-mini");
     o.data = Some(data);

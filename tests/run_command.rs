@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("run-{}-{name}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("run-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -24,8 +23,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn gold_map() -> HashMap<String, String> {
     let dev: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap()).unwrap();
     dev.iter()
         .map(|e| {
             (
@@ -37,10 +35,7 @@ fn gold_map() -> HashMap<String, String> {
 }
 
 fn options(server: &FakeLlm, strategies: &[&str], dir: &Path, cache: &Path) -> RunOptions {
-    let mut o = RunOptions::new(
-        strategies.iter().map(|s| s.to_string()).collect(),
-        "gpt-4o-mini",
-    );
+    let mut o = RunOptions::new(strategies.iter().map(|s| s.to_string()).collect(), "gpt-4o-mini");
     o.data = Some(mini_spider());
     o.base_url = server.url.clone();
     o.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
@@ -65,21 +60,10 @@ const RUNGS: [&str; 6] = [
 fn a_server_that_answers_the_gold_makes_every_rung_score_100_percent() {
     let dir = scratch("gold");
     let server = FakeLlm::start(gold_answers(gold_map()));
-    let outcome = run(&options(
-        &server,
-        &RUNGS,
-        &dir.join("run"),
-        &dir.join("cache.sqlite"),
-    ))
-    .unwrap();
+    let outcome = run(&options(&server, &RUNGS, &dir.join("run"), &dir.join("cache.sqlite"))).unwrap();
     assert_eq!(outcome.summaries.len(), RUNGS.len());
     for s in &outcome.summaries {
-        assert_eq!(
-            (s.count, s.exec_correct, s.skipped),
-            (11, 11, 1),
-            "{}",
-            s.strategy
-        );
+        assert_eq!((s.count, s.exec_correct, s.skipped), (11, 11, 1), "{}", s.strategy);
         assert!(
             s.tokens_in > 0 && s.cost_usd > 0.0,
             "{}: usage not accounted",
@@ -103,12 +87,7 @@ fn a_server_that_answers_the_gold_makes_every_rung_score_100_percent() {
     };
     assert!(bodies.iter().any(has_examples));
     assert!(!bodies.iter().all(has_examples));
-    for f in [
-        "config.json",
-        "predictions.jsonl",
-        "summary.json",
-        "summary.md",
-    ] {
+    for f in ["config.json", "predictions.jsonl", "summary.json", "summary.md"] {
         assert!(dir.join("run").join(f).is_file(), "{f} missing");
     }
 }
@@ -142,14 +121,7 @@ fn exec_retry_repairs_and_self_consistency_votes() {
         &dir.join("c.sqlite"),
     ))
     .unwrap();
-    let by = |name: &str| {
-        outcome
-            .summaries
-            .iter()
-            .find(|s| s.strategy == name)
-            .unwrap()
-            .clone()
-    };
+    let by = |name: &str| outcome.summaries.iter().find(|s| s.strategy == name).unwrap().clone();
     assert_eq!(by("zero-shot").exec_correct, 0);
     assert_eq!(by("zero-shot").exec_errors, 11);
     assert_eq!(by("exec-retry").exec_correct, 11);
@@ -191,12 +163,7 @@ fn a_second_run_is_served_from_the_cache_with_identical_results() {
         std::fs::read(dir.join("b/predictions.jsonl")).unwrap()
     );
     // --cache-only with an empty cache fails fast, naming the problem.
-    let mut cold = options(
-        &server,
-        &["zero-shot"],
-        &dir.join("c"),
-        &dir.join("empty.sqlite"),
-    );
+    let mut cold = options(&server, &["zero-shot"], &dir.join("c"), &dir.join("empty.sqlite"));
     cold.cache_mode = CacheMode::CacheOnly;
     let err = format!("{:#}", run(&cold).err().unwrap());
     assert!(err.contains("cache miss"), "{err}");
@@ -208,9 +175,7 @@ fn a_killed_run_resumes_without_repeating_finished_examples() {
     let gold = gold_map();
     let slow: Script = {
         let inner = gold_answers(gold);
-        Arc::new(move |b, n| {
-            Reply::Slow(std::time::Duration::from_millis(150), Box::new(inner(b, n)))
-        })
+        Arc::new(move |b, n| Reply::Slow(std::time::Duration::from_millis(150), Box::new(inner(b, n))))
     };
     let server = FakeLlm::start(slow);
     let out = dir.join("run");
@@ -247,15 +212,8 @@ fn a_killed_run_resumes_without_repeating_finished_examples() {
         .unwrap();
     let preds = out.join("predictions.jsonl");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read_to_string(&preds)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-        < 5
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not progress"
-        );
+    while std::fs::read_to_string(&preds).map(|t| t.lines().count()).unwrap_or(0) < 5 {
+        assert!(std::time::Instant::now() < deadline, "the run did not progress");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -281,27 +239,17 @@ fn a_killed_run_resumes_without_repeating_finished_examples() {
         .args(args(&["--resume"]))
         .output()
         .unwrap();
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     let after: Vec<RunRecord> = std::fs::read_to_string(&preds)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(after.len(), 24);
-    let keys: std::collections::HashSet<(String, usize)> =
-        after.iter().map(|r| (r.strategy.clone(), r.id)).collect();
+    let keys: std::collections::HashSet<(String, usize)> = after.iter().map(|r| (r.strategy.clone(), r.id)).collect();
     assert_eq!(keys.len(), 24, "duplicate records");
     for r in &before {
-        assert!(
-            after.contains(r),
-            "a finished record changed: {} #{}",
-            r.strategy,
-            r.id
-        );
+        assert!(after.contains(r), "a finished record changed: {} #{}", r.strategy, r.id);
     }
     // Only unfinished scorable examples were asked (one request each, plus at
     // most one answered by the killed process but not yet recorded).
@@ -344,11 +292,7 @@ fn the_api_key_never_reaches_a_file_or_the_output() {
         .env("MY_KEY", secret)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         server
             .auth_headers()
@@ -377,12 +321,7 @@ fn the_api_key_never_reaches_a_file_or_the_output() {
 fn samples_are_stratified_and_report_reprints_the_table() {
     let dir = scratch("sample");
     let server = FakeLlm::start(gold_answers(gold_map()));
-    let mut o = options(
-        &server,
-        &["zero-shot"],
-        &dir.join("run"),
-        &dir.join("c.sqlite"),
-    );
+    let mut o = options(&server, &["zero-shot"], &dir.join("run"), &dir.join("c.sqlite"));
     o.selection.sample = Some(4);
     o.selection.seed = 3;
     let outcome = run(&o).unwrap();
@@ -394,19 +333,11 @@ fn samples_are_stratified_and_report_reprints_the_table() {
         "a 4-question sample of a mixed set spans levels: {levels:?}"
     );
     let report = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
-        .args([
-            "report",
-            dir.join("run").to_str().unwrap(),
-            "--format",
-            "csv",
-        ])
+        .args(["report", dir.join("run").to_str().unwrap(), "--format", "csv"])
         .output()
         .unwrap();
     let csv = String::from_utf8_lossy(&report.stdout);
-    assert!(
-        csv.lines().nth(1).unwrap().starts_with("zero-shot,4,100.0"),
-        "{csv}"
-    );
+    assert!(csv.lines().nth(1).unwrap().starts_with("zero-shot,4,100.0"), "{csv}");
 }
 
 #[test]
@@ -436,11 +367,7 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
         &dir.join("c.sqlite"),
     ))
     .unwrap();
-    let names: Vec<&str> = outcome
-        .summaries
-        .iter()
-        .map(|s| s.strategy.as_str())
-        .collect();
+    let names: Vec<&str> = outcome.summaries.iter().map(|s| s.strategy.as_str()).collect();
     let ladder = [
         "zero-shot",
         "few-shot",
@@ -452,10 +379,7 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
         "self-consistency",
         "best-prompting",
     ];
-    assert_eq!(
-        names,
-        [&ladder[..], &["zero-shot-rows", "schema-link"]].concat()
-    );
+    assert_eq!(names, [&ladder[..], &["zero-shot-rows", "schema-link"]].concat());
     assert!(
         outcome.summaries.iter().all(|s| s.exec_correct == 11),
         "{:?}",
@@ -472,13 +396,8 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
             .contains("rows from singer")
     });
     assert!(rows_prompt.is_some(), "zero-shot-rows shows sample rows");
-    let config: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run/config.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        config["strategies"][9]["parameters"]["schema"]["sample_rows"],
-        3
-    );
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/config.json")).unwrap()).unwrap();
+    assert_eq!(config["strategies"][9]["parameters"]["schema"]["sample_rows"], 3);
 }
 
 #[test]
@@ -495,13 +414,7 @@ fn retrieval_rungs_run_end_to_end_and_count_their_preliminary_calls() {
         "rag-dail",
         "best-prompting",
     ];
-    let outcome = run(&options(
-        &server,
-        &rungs,
-        &dir.join("run"),
-        &dir.join("c.sqlite"),
-    ))
-    .unwrap();
+    let outcome = run(&options(&server, &rungs, &dir.join("run"), &dir.join("c.sqlite"))).unwrap();
     for s in &outcome.summaries {
         assert_eq!((s.count, s.exec_correct), (11, 11), "{}", s.strategy);
     }
@@ -514,16 +427,8 @@ fn retrieval_rungs_run_end_to_end_and_count_their_preliminary_calls() {
             .calls
     };
     assert_eq!(calls("rag-question"), 1);
-    assert_eq!(
-        calls("rag-hyde"),
-        2,
-        "a zero-shot hypothetical answer, then the answer"
-    );
-    assert_eq!(
-        calls("best-prompting"),
-        6,
-        "one hypothetical answer and five samples"
-    );
+    assert_eq!(calls("rag-hyde"), 2, "a zero-shot hypothetical answer, then the answer");
+    assert_eq!(calls("best-prompting"), 6, "one hypothetical answer and five samples");
     // The prompts carry train examples (the mini pool has 8).
     let bodies = server.bodies();
     assert!(
@@ -547,21 +452,14 @@ fn embedding_similarity_goes_through_the_api_and_is_reused() {
     )
     .unwrap();
     let server = FakeLlm::start(gold_answers(gold_map()));
-    let mut o = options(
-        &server,
-        &["rag-embedded"],
-        &dir.join("a"),
-        &dir.join("cache/c.sqlite"),
-    );
+    let mut o = options(&server, &["rag-embedded"], &dir.join("a"), &dir.join("cache/c.sqlite"));
     o.strategies_dir = dir.clone();
     let first = run(&o).unwrap();
     assert_eq!(first.summaries[0].exec_correct, 11);
     let embedding_calls = server.embedding_calls();
     assert!(embedding_calls > 0, "the embeddings API was not used");
     // Pool vectors were stored once, beside the cache, with the model's identity.
-    let stored: Vec<_> = std::fs::read_dir(dir.join("cache/embeddings"))
-        .unwrap()
-        .collect();
+    let stored: Vec<_> = std::fs::read_dir(dir.join("cache/embeddings")).unwrap().collect();
     assert_eq!(stored.len(), 2, "question and masked-question vectors");
     // Embedding calls are accounted like chat calls.
     let r = &first.records[0];

@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 
 fn hostile(dir: &std::path::Path) -> Vec<String> {
     let evil = |name: &str| dir.join(name).display().to_string();
-    let cartesian = (0..12)
-        .map(|i| format!("singer s{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cartesian = (0..12).map(|i| format!("singer s{i}")).collect::<Vec<_>>().join(", ");
     vec![
         "DROP TABLE singer".into(),
         "DELETE FROM singer".into(),
@@ -29,10 +26,7 @@ fn hostile(dir: &std::path::Path) -> Vec<String> {
         "CREATE TRIGGER tr AFTER INSERT ON singer BEGIN DELETE FROM concert; END".into(),
         "CREATE VIEW v AS SELECT 1".into(),
         format!("ATTACH DATABASE '{}' AS evil", evil("attached.db")),
-        format!(
-            "ATTACH '{}' AS e; CREATE TABLE e.t(x)",
-            evil("attached2.db")
-        ),
+        format!("ATTACH '{}' AS e; CREATE TABLE e.t(x)", evil("attached2.db")),
         format!("VACUUM INTO '{}'", evil("vacuumed.db")),
         "VACUUM".into(),
         "REINDEX".into(),
@@ -53,8 +47,7 @@ fn hostile(dir: &std::path::Path) -> Vec<String> {
         format!("SELECT * FROM {cartesian}"),
         format!("SELECT group_concat(s0.name) FROM {cartesian}"),
         "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x FROM r".into(),
-        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT max(x) FROM r"
-            .into(),
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT max(x) FROM r".into(),
         "SELECT randomblob(2000000000)".into(),
         "SELECT zeroblob(999999999)".into(),
         "SELECT replace(hex(zeroblob(40000000)), '0', 'aa')".into(),
@@ -76,8 +69,7 @@ fn hostile(dir: &std::path::Path) -> Vec<String> {
 fn hostile_predictions_change_nothing_and_get_a_recorded_failure() {
     let root = mini_spider();
     let spider = Spider::open(&root).unwrap();
-    let scratch = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hostile-{}", std::process::id()));
+    let scratch = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hostile-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let before = hash_tree(&root.join("database"));
     let golds = [
@@ -117,14 +109,8 @@ fn hostile_predictions_change_nothing_and_get_a_recorded_failure() {
             );
             for (p, r) in preds.iter().zip(&records) {
                 assert!(r.exec.is_some(), "{mode:?} {p:.60}: not scored");
-                if matches!(
-                    r.status,
-                    Status::ExecError | Status::Timeout | Status::Empty
-                ) {
-                    assert!(
-                        r.error.is_some(),
-                        "{mode:?} {p:.60}: no failure reason recorded"
-                    );
+                if matches!(r.status, Status::ExecError | Status::Timeout | Status::Empty) {
+                    assert!(r.error.is_some(), "{mode:?} {p:.60}: no failure reason recorded");
                 }
             }
             // After all that, a plain query still sees the original data.
@@ -136,11 +122,7 @@ fn hostile_predictions_change_nothing_and_get_a_recorded_failure() {
             );
         }
     }
-    assert_eq!(
-        before,
-        hash_tree(&root.join("database")),
-        "a database file changed"
-    );
+    assert_eq!(before, hash_tree(&root.join("database")), "a database file changed");
     for f in ["attached.db", "attached2.db", "vacuumed.db"] {
         assert!(!scratch.join(f).exists(), "{f} was created");
     }
@@ -172,8 +154,7 @@ fn timeouts_are_real_and_counted_separately() {
         gold: "SELECT count(*) FROM singer".into(),
     };
     let scorer = Scorer::new(&spider, [&e], cfg).unwrap();
-    let slow =
-        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r";
+    let slow = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r";
     let start = Instant::now();
     let records = scorer.score_all(&[
         (&e, Some(slow)),
@@ -182,10 +163,7 @@ fn timeouts_are_real_and_counted_separately() {
     ]);
     assert!(start.elapsed() < Duration::from_secs(5));
     let statuses: Vec<Status> = records.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses,
-        [Status::Timeout, Status::Correct, Status::Timeout]
-    );
+    assert_eq!(statuses, [Status::Timeout, Status::Correct, Status::Timeout]);
     let summary = spider_bench::eval::score::summarize(&records);
     assert_eq!(summary.statuses["timeout"], 2);
 }

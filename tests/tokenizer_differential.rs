@@ -20,10 +20,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// Checks `ours` against the recorded official output of every case.
-fn check<T: PartialEq + std::fmt::Debug>(
-    ours: impl Fn(&str) -> Option<T>,
-    official: impl Fn(&Case) -> Option<T>,
-) {
+fn check<T: PartialEq + std::fmt::Debug>(ours: impl Fn(&str) -> Option<T>, official: impl Fn(&Case) -> Option<T>) {
     let cases = cases();
     let bad: Vec<String> = cases
         .iter()
@@ -48,8 +45,5 @@ fn tokenize_matches_process_sql() {
 
 #[test]
 fn remove_distinct_matches_sqlparse() {
-    check(
-        |s| remove_distinct(s, false).ok(),
-        |c| c.no_distinct.clone(),
-    );
+    check(|s| remove_distinct(s, false).ok(), |c| c.no_distinct.clone());
 }

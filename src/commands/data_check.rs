@@ -41,11 +41,7 @@ pub fn run(opts: &DataCheckOptions) -> Result<usize> {
     if !missing.is_empty() {
         println!(
             "missing databases: {}",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
     let mut problems = 0;
@@ -77,12 +73,7 @@ enum GoldCheck {
     Failed(String),
 }
 
-fn check_split(
-    spider: &Spider,
-    split: Split,
-    examples: &[Example],
-    opts: &DataCheckOptions,
-) -> Result<usize> {
+fn check_split(spider: &Spider, split: Split, examples: &[Example], opts: &DataCheckOptions) -> Result<usize> {
     let config = JudgeConfig {
         limits: Limits {
             timeout: Duration::from_secs_f64(opts.timeout_secs),
@@ -113,9 +104,7 @@ fn check_split(
         match check {
             GoldCheck::Ok(h) => *levels.entry(*h).or_default() += 1,
             GoldCheck::Skipped => *skipped.entry(e.db_id.as_str()).or_default() += 1,
-            GoldCheck::Failed(why) => {
-                failures.push(format!("  {} #{} ({}): {why}", split.name(), e.id, e.db_id))
-            }
+            GoldCheck::Failed(why) => failures.push(format!("  {} #{} ({}): {why}", split.name(), e.id, e.db_id)),
         }
     }
     println!(

@@ -75,13 +75,11 @@ pub fn run(opts: &EvalOptions) -> Result<()> {
 
 /// Writes one JSON object per record.
 pub fn write_records(path: &PathBuf, records: &[Record]) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     for r in records {
         serde_json::to_writer(&mut w, r)?;
         w.write_all(b"\n")?;
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
+    w.flush().with_context(|| format!("cannot write {}", path.display()))
 }

@@ -32,9 +32,7 @@ fn preliminary_answers(spec: &str, examples: &[Example]) -> Result<HashMap<usize
             };
             let (records, _) = read_records(&PathBuf::from(dir).join(PREDICTIONS_FILE))?;
             if records.is_empty() {
-                bail!(
-                    "{dir} has no predictions: --preliminary takes gold, none, or a run folder (RUN_DIR[:STRATEGY])"
-                );
+                bail!("{dir} has no predictions: --preliminary takes gold, none, or a run folder (RUN_DIR[:STRATEGY])");
             }
             let strategy = strategy
                 .map(str::to_string)

@@ -26,9 +26,8 @@ pub fn report(dirs: &[PathBuf], format: Format) -> Result<()> {
     let mut summaries = Vec::new();
     for dir in dirs {
         let config: RunConfig = serde_json::from_str(
-            &std::fs::read_to_string(dir.join(CONFIG_FILE)).with_context(|| {
-                format!("{} is not a run folder (no {CONFIG_FILE})", dir.display())
-            })?,
+            &std::fs::read_to_string(dir.join(CONFIG_FILE))
+                .with_context(|| format!("{} is not a run folder (no {CONFIG_FILE})", dir.display()))?,
         )?;
         let (records, _) = read_records(&dir.join(crate::run::record::PREDICTIONS_FILE))?;
         let order: Vec<String> = config.strategies.iter().map(|s| s.name.clone()).collect();

@@ -156,8 +156,8 @@ impl Spider {
                 split.name()
             )
         })?;
-        let raw: Vec<RawExample> = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a Spider question file", path.display()))?;
+        let raw: Vec<RawExample> =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a Spider question file", path.display()))?;
         let (gold, source) = match self.gold_lines(split, &raw) {
             Ok((lines, path)) => (Some(lines), GoldSource::GoldFile(path)),
             Err(why) => (None, GoldSource::QueryField(why)),
@@ -178,11 +178,7 @@ impl Spider {
     /// Gold SQL lines for the split from the official gold file, when it
     /// exists and lines up with the split (same db_id on every line); else
     /// why not.
-    fn gold_lines(
-        &self,
-        split: Split,
-        raw: &[RawExample],
-    ) -> std::result::Result<(Vec<String>, PathBuf), String> {
+    fn gold_lines(&self, split: Split, raw: &[RawExample]) -> std::result::Result<(Vec<String>, PathBuf), String> {
         let (name, offset) = split.gold_file();
         let path = self.root.join(name);
         let text = std::fs::read_to_string(&path).map_err(|_| format!("no {name}"))?;

@@ -42,11 +42,9 @@ fn id_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, 
 
 /// Reads a prediction file for a split of `split_len` examples.
 pub fn load_predictions(path: &Path, split_len: usize) -> Result<Predictions> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read predictions {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read predictions {}", path.display()))?;
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let jsonl =
-        path.extension().is_some_and(|e| e == "jsonl") || first.trim_start().starts_with('{');
+    let jsonl = path.extension().is_some_and(|e| e == "jsonl") || first.trim_start().starts_with('{');
     if jsonl {
         parse_jsonl(path, &text, split_len)
     } else {
@@ -76,10 +74,7 @@ fn parse_jsonl(path: &Path, text: &str, split_len: usize) -> Result<Predictions>
                 split_len - 1
             );
         }
-        if p.by_id
-            .insert(row.id, row.sql.unwrap_or_default())
-            .is_some()
-        {
+        if p.by_id.insert(row.id, row.sql.unwrap_or_default()).is_some() {
             bail!(
                 "{} line {}: id {} appears twice; each example is scored at most once",
                 path.display(),

@@ -80,11 +80,7 @@ impl DbSchema {
             };
             table.columns.push(Column {
                 name: c.clone(),
-                natural: self
-                    .column_names
-                    .get(i)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_default(),
+                natural: self.column_names.get(i).map(|(_, n)| n.clone()).unwrap_or_default(),
                 ty: self.column_types.get(i).cloned().unwrap_or_default(),
                 primary_key: pks.contains(&i),
             });
@@ -131,14 +127,8 @@ impl DbSchema {
             .map(|t| (t.to_lowercase(), vec![]))
             .collect();
         for (t, c) in &self.column_names_original {
-            if let Some(name) = usize::try_from(*t)
-                .ok()
-                .and_then(|t| self.table_names_original.get(t))
-            {
-                tables
-                    .entry(name.to_lowercase())
-                    .or_default()
-                    .push(c.to_lowercase());
+            if let Some(name) = usize::try_from(*t).ok().and_then(|t| self.table_names_original.get(t)) {
+                tables.entry(name.to_lowercase()).or_default().push(c.to_lowercase());
             }
         }
         ParseSchema::new(tables)
@@ -164,8 +154,7 @@ pub struct SchemaSet {
 
 impl SchemaSet {
     pub fn load(path: &Path) -> Result<SchemaSet> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let list: Vec<DbSchema> = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a Spider tables.json file", path.display()))?;
         Ok(SchemaSet {
@@ -194,12 +183,7 @@ pub fn read_parse_schema(sqlite: &Path) -> Result<ParseSchema> {
         let table = name.to_lowercase();
         let mut info = conn
             .prepare(&format!("PRAGMA table_info({table})"))
-            .with_context(|| {
-                format!(
-                    "cannot read the columns of table {table} in {}",
-                    sqlite.display()
-                )
-            })?;
+            .with_context(|| format!("cannot read the columns of table {table} in {}", sqlite.display()))?;
         let cols: Vec<String> = info
             .query_map([], |r| r.get::<_, String>(1))?
             .map(|c| c.map(|c| c.to_lowercase()))

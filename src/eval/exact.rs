@@ -11,9 +11,7 @@ use std::collections::{HashMap, HashSet};
 pub type KeyMap = HashMap<String, String>;
 
 /// The official hardness levels.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hardness {
     Easy,
@@ -23,12 +21,7 @@ pub enum Hardness {
 }
 
 impl Hardness {
-    pub const ALL: [Hardness; 4] = [
-        Hardness::Easy,
-        Hardness::Medium,
-        Hardness::Hard,
-        Hardness::Extra,
-    ];
+    pub const ALL: [Hardness; 4] = [Hardness::Easy, Hardness::Medium, Hardness::Hard, Hardness::Extra];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,10 +49,7 @@ pub fn build_key_map(
         .iter()
         .map(|(t, c)| {
             if *t >= 0 {
-                let table = table_names_original
-                    .get(*t as usize)
-                    .map(String::as_str)
-                    .unwrap_or("");
+                let table = table_names_original.get(*t as usize).map(String::as_str).unwrap_or("");
                 format!("__{}.{}__", table.to_lowercase(), c.to_lowercase())
             } else {
                 "__all__".to_string()
@@ -299,11 +289,7 @@ impl ColumnRebuild<'_> {
 pub fn rebuild_for_match(sql: Sql, schema: &ParseSchema, keys: &KeyMap) -> Sql {
     let valid = valid_columns(&sql, schema);
     let sql = rebuild_values(sql);
-    ColumnRebuild {
-        valid: &valid,
-        keys,
-    }
-    .sql(sql)
+    ColumnRebuild { valid: &valid, keys }.sql(sql)
 }
 
 // ------------------------------------------------------------- exact match
@@ -354,11 +340,7 @@ fn keywords(sql: &Sql) -> HashSet<&str> {
         k.insert("intersect");
     }
     let conds = [&sql.from_conds, &sql.where_, &sql.having];
-    if conds
-        .iter()
-        .flat_map(|c| conjunctions(c))
-        .any(|c| c == "or")
-    {
+    if conds.iter().flat_map(|c| conjunctions(c)).any(|c| c == "or") {
         k.insert("or");
     }
     let units: Vec<&CondUnit> = conds.iter().flat_map(|c| cond_units(c)).collect();
@@ -433,9 +415,8 @@ fn partial_match(pred: &Sql, label: &Sql) -> bool {
         usize::from(pred.order_by.is_some()),
         usize::from(label.order_by.is_some()),
     );
-    let same_order = label.order_by.is_some()
-        && pred.order_by == label.order_by
-        && pred.limit.is_some() == label.limit.is_some();
+    let same_order =
+        label.order_by.is_some() && pred.order_by == label.order_by && pred.limit.is_some() == label.limit.is_some();
     if !full_score(usize::from(same_order), pt, lt) {
         return false;
     }
@@ -549,10 +530,7 @@ mod tests {
             "select name from singer where age < 30",
             "SELECT name FROM singer WHERE age > 30"
         ));
-        assert!(!exact(
-            "select name from singer",
-            "SELECT name FROM singer LIMIT 1"
-        ));
+        assert!(!exact("select name from singer", "SELECT name FROM singer LIMIT 1"));
     }
 
     #[test]
@@ -566,10 +544,7 @@ mod tests {
     #[test]
     fn hardness_levels() {
         assert_eq!(hard("SELECT count(*) FROM singer"), Hardness::Easy);
-        assert_eq!(
-            hard("SELECT name, age FROM singer WHERE age > 3"),
-            Hardness::Medium
-        );
+        assert_eq!(hard("SELECT name, age FROM singer WHERE age > 3"), Hardness::Medium);
         assert_eq!(
             hard("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer)"),
             Hardness::Hard

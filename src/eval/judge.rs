@@ -41,9 +41,7 @@ impl Default for JudgeConfig {
 }
 
 /// What happened to one example.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Same result as the gold.
@@ -108,18 +106,14 @@ pub struct DbContext {
 
 /// `exec_eval.postprocess`.
 fn postprocess(q: &str) -> String {
-    q.replace("> =", ">=")
-        .replace("< =", "<=")
-        .replace("! =", "!=")
+    q.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
 }
 
 /// `exec_eval.replace_cur_year`.
 fn replace_cur_year(q: &str) -> std::borrow::Cow<'_, str> {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"(?i)YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*").expect("valid regex")
-    })
-    .replace_all(q, "2020")
+    RE.get_or_init(|| regex::Regex::new(r"(?i)YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*").expect("valid regex"))
+        .replace_all(q, "2020")
 }
 
 fn unscored(hardness: Option<Hardness>, status: Status, error: String) -> Verdict {
@@ -137,11 +131,7 @@ pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig)
     let gold_sql = match get_sql(&ctx.parse_schema, gold) {
         Ok(s) => s,
         Err(e) => {
-            return unscored(
-                None,
-                Status::GoldError,
-                format!("the gold query does not parse: {e}"),
-            );
+            return unscored(None, Status::GoldError, format!("the gold query does not parse: {e}"));
         }
     };
     let level = Some(hardness(&gold_sql));
@@ -191,35 +181,25 @@ fn exact_verdict(ctx: &DbContext, gold_sql: Sql, pred: &str) -> bool {
 fn executable_gold(gold: &str, cfg: &JudgeConfig) -> Result<String, String> {
     let mut g = postprocess(gold);
     if !cfg.keep_distinct {
-        g = remove_distinct(&g, false)
-            .map_err(|e| format!("sqlparse cannot split the gold query: {}", e.0))?;
+        g = remove_distinct(&g, false).map_err(|e| format!("sqlparse cannot split the gold query: {}", e.0))?;
     }
     Ok(g)
 }
 
 /// Runs the (executable) gold on one database file; `Err` explains a failure.
-fn run_gold(
-    sandbox: &mut Sandbox,
-    file: &Path,
-    gold: &str,
-    limits: &Limits,
-) -> Result<Vec<Row>, String> {
+fn run_gold(sandbox: &mut Sandbox, file: &Path, gold: &str, limits: &Limits) -> Result<Vec<Row>, String> {
     match sandbox.execute(file, &replace_cur_year(gold), limits) {
         Outcome::Rows(r) => Ok(r),
         Outcome::Error(e) => Err(format!("the gold query fails on {}: {e}", file.display())),
         Outcome::Timeout => Err(format!("the gold query timed out on {}", file.display())),
-        Outcome::TooManyRows => Err(format!(
-            "the gold query returns too many rows on {}",
-            file.display()
-        )),
+        Outcome::TooManyRows => Err(format!("the gold query returns too many rows on {}", file.display())),
     }
 }
 
 /// Parses and runs a gold query once on each database file, as a data
 /// check: `Err` says why the official evaluator would abort on it.
 pub fn check_gold(ctx: &DbContext, gold: &str, cfg: &JudgeConfig) -> Result<Hardness, String> {
-    let sql = get_sql(&ctx.parse_schema, gold)
-        .map_err(|e| format!("the gold query does not parse: {e}"))?;
+    let sql = get_sql(&ctx.parse_schema, gold).map_err(|e| format!("the gold query does not parse: {e}"))?;
     let g = executable_gold(gold, cfg)?;
     with_sandbox(|sandbox| {
         ctx.files
@@ -252,21 +232,14 @@ fn exec_verdict(
         };
     }
     let order_matters = g.to_lowercase().contains("order by");
-    let compare = if strict {
-        Compare::Strict
-    } else {
-        Compare::Official
-    };
+    let compare = if strict { Compare::Strict } else { Compare::Official };
     let p = replace_cur_year(&p).into_owned();
     with_sandbox(|sandbox| {
         if strict {
             match sandbox.is_single_read(&ctx.files[0], &p) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return Ok((
-                        Status::ExecError,
-                        Some("not a single read-only statement".into()),
-                    ));
+                    return Ok((Status::ExecError, Some("not a single read-only statement".into())));
                 }
                 Err(e) => return Ok((Status::ExecError, Some(e))),
             }
@@ -283,10 +256,7 @@ fn exec_verdict(
                     continue;
                 }
                 Outcome::Rows(_) => (Status::Wrong, None),
-                Outcome::TooManyRows => (
-                    Status::Wrong,
-                    Some(format!("more than {} rows", gold_rows.len())),
-                ),
+                Outcome::TooManyRows => (Status::Wrong, Some(format!("more than {} rows", gold_rows.len()))),
                 Outcome::Error(e) => (Status::ExecError, Some(e)),
                 Outcome::Timeout => (
                     Status::Timeout,

@@ -221,11 +221,7 @@ fn tables_with_alias(schema: &ParseSchema, toks: &[String]) -> R<HashMap<String,
             continue;
         }
         // toks[idx-1] with Python's wrap-around for idx == 0
-        let before = if idx == 0 {
-            toks.last()
-        } else {
-            toks.get(idx - 1)
-        };
+        let before = if idx == 0 { toks.last() } else { toks.get(idx - 1) };
         let Some(after) = toks.get(idx + 1) else {
             return fail("'as' at the end");
         };
@@ -248,16 +244,14 @@ pub fn py_float(s: &str) -> Option<f64> {
     let lower = t.to_ascii_lowercase();
     let unsigned = lower.trim_start_matches(['+', '-']);
     if lower.len() - unsigned.len() <= 1 && matches!(unsigned, "inf" | "infinity" | "nan") {
-        let v = if unsigned == "nan" {
-            f64::NAN
-        } else {
-            f64::INFINITY
-        };
+        let v = if unsigned == "nan" { f64::NAN } else { f64::INFINITY };
         return Some(if lower.starts_with('-') { -v } else { v });
     }
     let re = NUMBER.get_or_init(|| {
-        regex::Regex::new(r"^[+-]?(?:(?:[0-9](?:_?[0-9])*)?\.[0-9](?:_?[0-9])*|[0-9](?:_?[0-9])*\.?)(?:e[+-]?[0-9](?:_?[0-9])*)?$")
-            .expect("valid regex")
+        regex::Regex::new(
+            r"^[+-]?(?:(?:[0-9](?:_?[0-9])*)?\.[0-9](?:_?[0-9])*|[0-9](?:_?[0-9])*\.?)(?:e[+-]?[0-9](?:_?[0-9])*)?$",
+        )
+        .expect("valid regex")
     });
     if !re.is_match(&lower) {
         return None;
@@ -299,12 +293,7 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_col(
-        &self,
-        toks: &[String],
-        start: usize,
-        default_tables: &[String],
-    ) -> R<(usize, String)> {
+    fn parse_col(&self, toks: &[String], start: usize, default_tables: &[String]) -> R<(usize, String)> {
         let t = tok(toks, start)?;
         if t == "*" {
             return Ok((start + 1, self.schema.id("*")?));
@@ -469,12 +458,7 @@ impl Parser<'_> {
         Ok((idx, val))
     }
 
-    fn parse_condition(
-        &self,
-        toks: &[String],
-        start: usize,
-        dt: &[String],
-    ) -> R<(usize, Condition)> {
+    fn parse_condition(&self, toks: &[String], start: usize, dt: &[String]) -> R<(usize, Condition)> {
         let mut idx = start;
         let mut conds = Vec::new();
         while idx < toks.len() {
@@ -563,11 +547,7 @@ impl Parser<'_> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn parse_from(
-        &self,
-        toks: &[String],
-        start: usize,
-    ) -> R<(usize, Vec<TableUnit>, Condition, Vec<String>)> {
+    fn parse_from(&self, toks: &[String], start: usize) -> R<(usize, Vec<TableUnit>, Condition, Vec<String>)> {
         let Some(from) = toks.iter().skip(start).position(|t| t == "from") else {
             return fail("'from' not found");
         };
@@ -629,12 +609,7 @@ impl Parser<'_> {
         self.parse_condition(toks, start + 1, dt)
     }
 
-    fn parse_group_by(
-        &self,
-        toks: &[String],
-        start: usize,
-        dt: &[String],
-    ) -> R<(usize, Vec<ColUnit>)> {
+    fn parse_group_by(&self, toks: &[String], start: usize, dt: &[String]) -> R<(usize, Vec<ColUnit>)> {
         let mut cols = Vec::new();
         if !is_at(toks, start, "group") {
             return Ok((start, cols));
@@ -791,7 +766,11 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_a_join_with_aliases() {
-        let sql = get_sql(&schema(), "SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id WHERE T2.year > 2014").unwrap();
+        let sql = get_sql(
+            &schema(),
+            "SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id WHERE T2.year > 2014",
+        )
+        .unwrap();
         assert_eq!(
             sql.table_units,
             vec![
@@ -800,20 +779,17 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(sql.select.items[0].1.col1.col, "__singer.name__");
-        assert_eq!(
-            cond_units(&sql.where_).next().unwrap().val1,
-            Val::Num(2014.0)
-        );
+        assert_eq!(cond_units(&sql.where_).next().unwrap().val1, Val::Num(2014.0));
     }
 
     #[test]
     fn refuses_what_the_official_parser_refuses() {
         let s = schema();
         for q in [
-            "SELECT name AS n FROM singer ORDER BY n", // column alias used later
-            "SELECT name FROM singer, concert",        // comma join
-            "SELECT round(age) FROM singer",           // unknown function
-            "SELECT name FROM singer LIMIT",           // LIMIT without a token
+            "SELECT name AS n FROM singer ORDER BY n",       // column alias used later
+            "SELECT name FROM singer, concert",              // comma join
+            "SELECT round(age) FROM singer",                 // unknown function
+            "SELECT name FROM singer LIMIT",                 // LIMIT without a token
             "SELECT name FROM singer WHERE name = 'O''Neil", // odd quotes
             "DELETE FROM singer",
         ] {

@@ -112,11 +112,7 @@ pub fn py_float_repr(f: f64) -> String {
         } else if decpt >= n {
             format!("{}{}.0", digits, "0".repeat((decpt - n) as usize))
         } else {
-            format!(
-                "{}.{}",
-                &digits[..decpt as usize],
-                &digits[decpt as usize..]
-            )
+            format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
         };
         format!("{sign}{body}")
     } else {
@@ -213,10 +209,7 @@ mod tests {
         assert_eq!(Value::Int(1), Value::Real(1.0));
         assert_ne!(Value::Int(1), Value::Text("1".into()));
         assert_ne!(Value::Text(String::new()), Value::Null);
-        assert_ne!(
-            Value::Int(9_007_199_254_740_993),
-            Value::Real(9_007_199_254_740_992.0)
-        );
+        assert_ne!(Value::Int(9_007_199_254_740_993), Value::Real(9_007_199_254_740_992.0));
         let set: HashSet<Value> = [Value::Int(3), Value::Real(3.0)].into_iter().collect();
         assert_eq!(set.len(), 1);
     }
@@ -225,14 +218,8 @@ mod tests {
     fn sort_key_distinguishes_int_and_float() {
         assert_eq!(Value::Int(1).py_sort_key(), "1<class 'int'>");
         assert_eq!(Value::Real(1.0).py_sort_key(), "1.0<class 'float'>");
-        assert_eq!(
-            Value::Blob(b"a'b".to_vec()).py_sort_key(),
-            "b\"a'b\"<class 'bytes'>"
-        );
-        assert_eq!(
-            Value::Blob(vec![0, 255]).py_sort_key(),
-            "b'\\x00\\xff'<class 'bytes'>"
-        );
+        assert_eq!(Value::Blob(b"a'b".to_vec()).py_sort_key(), "b\"a'b\"<class 'bytes'>");
+        assert_eq!(Value::Blob(vec![0, 255]).py_sort_key(), "b'\\x00\\xff'<class 'bytes'>");
     }
 
     #[test]

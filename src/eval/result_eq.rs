@@ -72,9 +72,7 @@ fn quick_accept(gold: &[Row], pred: &[Row], order_matters: bool, mode: Compare) 
 /// A sort key under which Python-equal values always sort together.
 fn canonical_key(v: &Value) -> String {
     match v {
-        Value::Real(f) if *f == f.trunc() && f.abs() < 9.2e18 => {
-            Value::Int(*f as i64).py_sort_key()
-        }
+        Value::Real(f) if *f == f.trunc() && f.abs() < 9.2e18 => Value::Int(*f as i64).py_sort_key(),
         _ => v.py_sort_key(),
     }
 }
@@ -87,9 +85,7 @@ fn canonical_key(v: &Value) -> String {
 /// sound, so the verdict is the same and deterministic.
 fn find_column_permutation(gold: &[Row], pred: &[Row], order_matters: bool) -> bool {
     let ncols = gold[0].len();
-    let gold_cols: Vec<HashSet<&Value>> = (0..ncols)
-        .map(|c| gold.iter().map(|r| &r[c]).collect())
-        .collect();
+    let gold_cols: Vec<HashSet<&Value>> = (0..ncols).map(|c| gold.iter().map(|r| &r[c]).collect()).collect();
     // candidates[g] = prediction columns whose every value occurs in gold column g
     let candidates: Vec<Vec<usize>> = (0..ncols)
         .map(|g| {
@@ -108,9 +104,7 @@ fn find_column_permutation(gold: &[Row], pred: &[Row], order_matters: bool) -> b
         &mut used,
         &mut budget,
         &mut |perm: &[usize]| {
-            let permuted = pred
-                .iter()
-                .map(|r| perm.iter().map(|&i| r[i].clone()).collect::<Row>());
+            let permuted = pred.iter().map(|r| perm.iter().map(|&i| r[i].clone()).collect::<Row>());
             match &gold_counts {
                 None => permuted.eq(gold.iter().cloned()),
                 Some(counts) => count_rows(permuted) == *counts,
@@ -172,12 +166,7 @@ mod tests {
     #[test]
     fn empty_results_match_and_row_counts_must_agree() {
         assert!(result_eq(&[], &[], false, Compare::Official));
-        assert!(!result_eq(
-            &rows(&[&[Int(1)]]),
-            &[],
-            false,
-            Compare::Official
-        ));
+        assert!(!result_eq(&rows(&[&[Int(1)]]), &[], false, Compare::Official));
     }
 
     #[test]

@@ -106,10 +106,7 @@ impl Scorer {
 
     /// Judges every item in parallel; the records come back in input order.
     pub fn score_all(&self, items: &[(&Example, Option<&str>)]) -> Vec<Record> {
-        items
-            .par_iter()
-            .map(|(e, p)| self.score_one(e, *p))
-            .collect()
+        items.par_iter().map(|(e, p)| self.score_one(e, *p)).collect()
     }
 }
 

@@ -93,7 +93,11 @@ fn lex_rules() -> &'static [LexRule] {
             (format!(r"{l}\w*(?=\()"), Before::Any, K(Name)),
             (r"-?0x[\dA-F]+".into(), Before::Any, K(Other)),
             (r"-?\d+(\.\d+)?E-?\d+".into(), Before::Any, K(Other)),
-            (r"(?![_A-ZÀ-Ü])-?(\d+(\.\d*)|\.\d+)(?![_A-ZÀ-Ü])".into(), Before::Any, K(Other)),
+            (
+                r"(?![_A-ZÀ-Ü])-?(\d+(\.\d*)|\.\d+)(?![_A-ZÀ-Ü])".into(),
+                Before::Any,
+                K(Other),
+            ),
             (r"(?![_A-ZÀ-Ü])-?\d+(?![_A-ZÀ-Ü])".into(), Before::Any, K(Other)),
             (r"'(''|\\'|[^'])*'".into(), Before::Any, K(Other)),
             (r#""(""|\\"|[^"])*""#.into(), Before::Any, K(Other)),
@@ -104,10 +108,18 @@ fn lex_rules() -> &'static [LexRule] {
                 Before::Any,
                 K(Keyword),
             ),
-            (r"END(\s+IF|\s+LOOP|\s+WHILE|\s+FOR|\s+CASE)?\b".into(), Before::Any, K(Keyword)),
+            (
+                r"END(\s+IF|\s+LOOP|\s+WHILE|\s+FOR|\s+CASE)?\b".into(),
+                Before::Any,
+                K(Keyword),
+            ),
             (r"IF\s+(NOT\s+)?EXISTS\b".into(), Before::Any, K(Keyword)),
             (r"NOT\s+NULL\b".into(), Before::Any, K(Keyword)),
-            (r"(ASC|DESC)(\s+NULLS\s+(FIRST|LAST))?\b".into(), Before::Any, K(KeywordOther)),
+            (
+                r"(ASC|DESC)(\s+NULLS\s+(FIRST|LAST))?\b".into(),
+                Before::Any,
+                K(KeywordOther),
+            ),
             (r"(ASC|DESC)\b".into(), Before::Any, K(KeywordOther)),
             (r"NULLS\s+(FIRST|LAST)\b".into(), Before::Any, K(KeywordOther)),
             (r"UNION\s+ALL\b".into(), Before::Any, K(Keyword)),
@@ -123,7 +135,11 @@ fn lex_rules() -> &'static [LexRule] {
                 Before::Any,
                 K(Keyword),
             ),
-            (r"(AT|WITH')\s+TIME\s+ZONE\s+'[^']+'".into(), Before::Any, K(KeywordOther)),
+            (
+                r"(AT|WITH')\s+TIME\s+ZONE\s+'[^']+'".into(),
+                Before::Any,
+                K(KeywordOther),
+            ),
             (r"(NOT\s+)?(LIKE|ILIKE|RLIKE)\b".into(), Before::Any, K(Other)),
             (r"(NOT\s+)?(REGEXP)(\s+(BINARY))?\b".into(), Before::Any, K(Other)),
             (r"\w[$#\w]*".into(), Before::Any, Action::Keyword),
@@ -148,8 +164,8 @@ fn lex_rules() -> &'static [LexRule] {
 /// change where statements end.
 fn keyword_kind(word: &str) -> Kind {
     match word.to_uppercase().as_str() {
-        "BEGIN" | "DECLARE" | "TRANSACTION" | "WORK" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE"
-        | "FOR" | "WHILE" | "LOOP" | "DO" | "IF" | "CASE" | "END" | "GO" => Kind::Keyword,
+        "BEGIN" | "DECLARE" | "TRANSACTION" | "WORK" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE" | "FOR" | "WHILE"
+        | "LOOP" | "DO" | "IF" | "CASE" | "END" | "GO" => Kind::Keyword,
         "CREATE" => Kind::KeywordDdl,
         _ => Kind::Name,
     }
@@ -171,9 +187,7 @@ fn delimited_span(text: &str, pos: usize) -> Option<(usize, Kind)> {
         } else {
             (Kind::CommentMultiline, 0)
         };
-        return after[skip..]
-            .find("*/")
-            .map(|i| (pos + 2 + skip + i + 2, kind));
+        return after[skip..].find("*/").map(|i| (pos + 2 + skip + i + 2, kind));
     }
     if rest.starts_with('$') {
         let prev = text[..pos].chars().next_back();
@@ -181,8 +195,7 @@ fn delimited_span(text: &str, pos: usize) -> Option<(usize, Kind)> {
             return None;
         }
         static TAG: OnceLock<regex::Regex> = OnceLock::new();
-        let tag_re =
-            TAG.get_or_init(|| regex::Regex::new(r"(?i)^\$(?:[_A-ZÀ-Ü]\w*)?\$").expect("valid"));
+        let tag_re = TAG.get_or_init(|| regex::Regex::new(r"(?i)^\$(?:[_A-ZÀ-Ü]\w*)?\$").expect("valid"));
         let tag = tag_re.find(rest)?.as_str();
         let body_start = pos + tag.len();
         return text[body_start..]
@@ -212,9 +225,7 @@ fn lex(text: &str) -> Vec<Token<'_>> {
                 Before::Any => true,
                 Before::NotWord => !prev.is_some_and(is_word_char),
                 Before::Dot => prev == Some('.'),
-                Before::NotWordOrCloser => {
-                    !prev.is_some_and(|c| is_word_char(c) || c == ']' || c == ')')
-                }
+                Before::NotWordOrCloser => !prev.is_some_and(|c| is_word_char(c) || c == ']' || c == ')'),
             };
             if !allowed {
                 continue;
@@ -266,10 +277,7 @@ impl Splitter {
                 Some(0)
             }
             "LOOP" | "DO" => {
-                if let Some(s) = self
-                    .unconfirmed_start
-                    .filter(|s| *s == "FOR" || *s == "WHILE")
-                {
+                if let Some(s) = self.unconfirmed_start.filter(|s| *s == "FOR" || *s == "WHILE") {
                     self.block_stack.push(s);
                     self.unconfirmed_start = None;
                     return Some(1);
@@ -358,13 +366,7 @@ impl Splitter {
         if self.seen_begin
             && matches!(
                 unified.as_str(),
-                "TRANSACTION"
-                    | "WORK"
-                    | "TRAN"
-                    | "DISTRIBUTED"
-                    | "DEFERRED"
-                    | "IMMEDIATE"
-                    | "EXCLUSIVE"
+                "TRANSACTION" | "WORK" | "TRAN" | "DISTRIBUTED" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE"
             )
         {
             self.seen_begin = false;
@@ -433,16 +435,9 @@ pub struct SqlParseError(pub String);
 pub fn remove_distinct(sql: &str, all_statements: bool) -> Result<String, SqlParseError> {
     // Fast path: nothing to remove and nothing that could end a statement.
     let lower_has = |needle: &str| sql.to_ascii_lowercase().contains(needle);
-    if !lower_has("distinct")
-        && !sql.contains(';')
-        && !sql.contains("GO")
-        && !sql.contains("go")
-        && sql.len() < 20_000
+    if !lower_has("distinct") && !sql.contains(';') && !sql.contains("GO") && !sql.contains("go") && sql.len() < 20_000
     {
-        return if sql
-            .chars()
-            .all(|c| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
-        {
+        return if sql.chars().all(|c| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)) {
             Err(SqlParseError("no statement".into()))
         } else {
             Ok(sql.to_string())
@@ -519,27 +514,15 @@ mod tests {
 
     #[test]
     fn keeps_only_the_first_statement() {
-        assert_eq!(
-            remove_distinct("SELECT 1; DROP TABLE t", false).unwrap(),
-            "SELECT 1; "
-        );
-        assert_eq!(
-            remove_distinct("SELECT 1;\nDROP TABLE t", false).unwrap(),
-            "SELECT 1;"
-        );
-        assert_eq!(
-            remove_distinct("SELECT ';' ; x", false).unwrap(),
-            "SELECT ';' ; "
-        );
+        assert_eq!(remove_distinct("SELECT 1; DROP TABLE t", false).unwrap(), "SELECT 1; ");
+        assert_eq!(remove_distinct("SELECT 1;\nDROP TABLE t", false).unwrap(), "SELECT 1;");
+        assert_eq!(remove_distinct("SELECT ';' ; x", false).unwrap(), "SELECT ';' ; ");
         assert_eq!(
             remove_distinct("SELECT 1 -- c;\n; y", false).unwrap(),
             "SELECT 1 -- c;\n; "
         );
         // A ';' inside parentheses does not split.
-        assert_eq!(
-            remove_distinct("SELECT (1; 2)", false).unwrap(),
-            "SELECT (1; 2)"
-        );
+        assert_eq!(remove_distinct("SELECT (1; 2)", false).unwrap(), "SELECT (1; 2)");
         assert_eq!(
             remove_distinct("SELECT 1; DROP TABLE t", true).unwrap(),
             "SELECT 1; DROP TABLE t"

@@ -126,10 +126,7 @@ pub struct UnbalancedQuotes;
 /// joined into one operator.
 pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
     // Python indexes strings by code point, and so do the placeholder keys.
-    let mut chars: Vec<char> = query
-        .chars()
-        .map(|c| if c == '\'' { '"' } else { c })
-        .collect();
+    let mut chars: Vec<char> = query.chars().map(|c| if c == '\'' { '"' } else { c }).collect();
     let quotes: Vec<usize> = chars
         .iter()
         .enumerate()
@@ -148,10 +145,7 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
         literals.push((key, literal));
     }
     let text: String = chars.into_iter().collect();
-    let mut toks: Vec<String> = word_tokenize(&text)
-        .into_iter()
-        .map(|t| t.to_lowercase())
-        .collect();
+    let mut toks: Vec<String> = word_tokenize(&text).into_iter().map(|t| t.to_lowercase()).collect();
     for tok in toks.iter_mut() {
         if let Some((_, literal)) = literals.iter().find(|(k, _)| k == tok) {
             *tok = literal.clone();
@@ -216,10 +210,7 @@ mod tests {
         // NLTK does not split '=' from its neighbours.
         assert_eq!(toks("a=b"), ["a=b"]);
         // ...but it splits contractions such as "cannot".
-        assert_eq!(
-            toks("select cannot from t"),
-            ["select", "can", "not", "from", "t"]
-        );
+        assert_eq!(toks("select cannot from t"), ["select", "can", "not", "from", "t"]);
     }
 
     #[test]

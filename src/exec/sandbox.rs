@@ -222,19 +222,13 @@ impl Sandbox {
         if !self.dbs.contains_key(path) {
             if self.dbs.len() >= MAX_OPEN_DATABASES {
                 // Close the least recently used connection (and its cache).
-                let oldest = self
-                    .dbs
-                    .iter()
-                    .min_by_key(|(_, d)| d.last_used)
-                    .map(|(p, _)| p.clone());
+                let oldest = self.dbs.iter().min_by_key(|(_, d)| d.last_used).map(|(p, _)| p.clone());
                 if let Some(p) = oldest {
                     self.dbs.remove(&p);
                 }
             }
             let uri = format!("file:{}?immutable=1", uri_path(path));
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let mut conn = Connection::open_with_flags(uri, flags)?;
             let log = Arc::new(Mutex::new(AuthLog::default()));
             configure(&mut conn, &self.deadline, Some(log.clone()))?;
@@ -285,8 +279,7 @@ fn uri_path(path: &Path) -> String {
 
 /// A writable in-memory copy of the database, for statements that write.
 fn private_copy(path: &Path, deadline: &Arc<AtomicU64>) -> rusqlite::Result<Connection> {
-    let bytes =
-        std::fs::read(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let bytes = std::fs::read(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let mut conn = Connection::open_in_memory()?;
     conn.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], bytes.len(), false)?;
     configure(&mut conn, deadline, None)?;
@@ -303,13 +296,8 @@ fn configure(
     // No ATTACH (and so no VACUUM INTO): nothing may create a file.
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     let d = deadline.clone();
-    conn.progress_handler(
-        PROGRESS_PERIOD,
-        Some(move || now_nanos() > d.load(Ordering::Relaxed)),
-    )?;
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-        authorize(&ctx, log.as_deref())
-    }))?;
+    conn.progress_handler(PROGRESS_PERIOD, Some(move || now_nanos() > d.load(Ordering::Relaxed)))?;
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&ctx, log.as_deref())))?;
     Ok(())
 }
 
@@ -378,9 +366,7 @@ struct Prepared {
 }
 
 unsafe fn errmsg(db: *mut ffi::sqlite3) -> String {
-    CStr::from_ptr(ffi::sqlite3_errmsg(db))
-        .to_string_lossy()
-        .into_owned()
+    CStr::from_ptr(ffi::sqlite3_errmsg(db)).to_string_lossy().into_owned()
 }
 
 unsafe fn prepare(conn: &Connection, sql: &str) -> Result<Prepared, String> {
@@ -408,8 +394,7 @@ unsafe fn classify(conn: &Connection, sql: &str, log: &Mutex<AuthLog>) -> Result
     if p.stmt.is_null() {
         return Ok(false);
     }
-    let readonly =
-        ffi::sqlite3_stmt_readonly(p.stmt) != 0 && !log.lock().expect("auth log").not_a_read;
+    let readonly = ffi::sqlite3_stmt_readonly(p.stmt) != 0 && !log.lock().expect("auth log").not_a_read;
     ffi::sqlite3_finalize(p.stmt);
     // Trailing semicolons are fine; another statement is not.
     let rest = sql[p.tail..].trim_start_matches(|c: char| c == ';' || c.is_whitespace());
@@ -429,9 +414,7 @@ unsafe fn run_statement(
     };
     if lstrip_sql(&sql.as_bytes()[p.tail..]).is_some() {
         ffi::sqlite3_finalize(p.stmt);
-        return Run::Done(Outcome::Error(
-            "You can only execute one statement at a time.".into(),
-        ));
+        return Run::Done(Outcome::Error("You can only execute one statement at a time.".into()));
     }
     if p.stmt.is_null() {
         return Run::Done(Outcome::Rows(vec![]));
@@ -447,12 +430,7 @@ unsafe fn run_statement(
     Run::Done(outcome)
 }
 
-unsafe fn fetch_all(
-    db: *mut ffi::sqlite3,
-    stmt: *mut ffi::sqlite3_stmt,
-    limits: &Limits,
-    deadline: u64,
-) -> Outcome {
+unsafe fn fetch_all(db: *mut ffi::sqlite3, stmt: *mut ffi::sqlite3_stmt, limits: &Limits, deadline: u64) -> Outcome {
     let ncols = ffi::sqlite3_column_count(stmt);
     let mut rows = Vec::new();
     let mut bytes = 0usize;
@@ -473,10 +451,7 @@ unsafe fn fetch_all(
                     row.push(v);
                 }
                 if bytes > limits.max_bytes {
-                    return Outcome::Error(format!(
-                        "result larger than {} bytes",
-                        limits.max_bytes
-                    ));
+                    return Outcome::Error(format!("result larger than {} bytes", limits.max_bytes));
                 }
                 rows.push(row);
             }

@@ -74,11 +74,7 @@ impl Cache {
     pub fn get_value<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let conn = self.conn.lock().expect("cache lock");
         let text: Option<String> = conn
-            .query_row(
-                "SELECT completion FROM completions WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
+            .query_row("SELECT completion FROM completions WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .ok()
             .flatten();
@@ -89,13 +85,7 @@ impl Cache {
         self.get_value(key)
     }
 
-    fn put(
-        &self,
-        key: &str,
-        id: &ModelIdentity,
-        request: &serde_json::Value,
-        c: &Completion,
-    ) -> rusqlite::Result<()> {
+    fn put(&self, key: &str, id: &ModelIdentity, request: &serde_json::Value, c: &Completion) -> rusqlite::Result<()> {
         self.put_value(key, id, request, c)
     }
 
@@ -182,9 +172,7 @@ impl ChatModel for CachedModel {
             .collect();
         let keys: Vec<String> = descriptions.iter().map(cache_key).collect();
         let mut slots: Vec<Option<Completion>> = match (&self.cache, self.mode) {
-            (Some(cache), CacheMode::ReadWrite | CacheMode::CacheOnly) => {
-                keys.iter().map(|k| cache.get(k)).collect()
-            }
+            (Some(cache), CacheMode::ReadWrite | CacheMode::CacheOnly) => keys.iter().map(|k| cache.get(k)).collect(),
             _ => vec![None; req.n as usize],
         };
         for slot in slots.iter_mut().flatten() {
@@ -194,9 +182,7 @@ impl ChatModel for CachedModel {
         self.stats
             .hits
             .fetch_add((slots.len() - missing.len()) as u64, Ordering::Relaxed);
-        self.stats
-            .misses
-            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        self.stats.misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
         if !missing.is_empty() {
             if self.mode == CacheMode::CacheOnly {
                 return Err(LlmError::Fatal(format!(
@@ -229,10 +215,7 @@ impl ChatModel for CachedModel {
                 slots[i] = Some(c);
             }
         }
-        Ok(slots
-            .into_iter()
-            .map(|s| s.expect("every slot filled"))
-            .collect())
+        Ok(slots.into_iter().map(|s| s.expect("every slot filled")).collect())
     }
 
     fn identity(&self) -> ModelIdentity {

@@ -197,12 +197,7 @@ impl OpenAiClient {
     }
 
     /// One logical request (with retries) for `n` choices.
-    async fn call(
-        &self,
-        messages: &[Message],
-        params: &GenParams,
-        n: u32,
-    ) -> Result<Vec<RawCompletion>, LlmError> {
+    async fn call(&self, messages: &[Message], params: &GenParams, n: u32) -> Result<Vec<RawCompletion>, LlmError> {
         let mut body = serde_json::json!({
             "model": self.config.model,
             "messages": messages,
@@ -215,11 +210,7 @@ impl OpenAiClient {
         if let Some(seed) = params.seed {
             body["seed"] = seed.into();
         }
-        let estimated_tokens = messages
-            .iter()
-            .map(|m| m.content.len() as u32 / 4 + 4)
-            .sum::<u32>()
-            + params.max_tokens;
+        let estimated_tokens = messages.iter().map(|m| m.content.len() as u32 / 4 + 4).sum::<u32>() + params.max_tokens;
         let ((texts, usage), latency_ms) = self
             .post("/chat/completions", &body, estimated_tokens, parse_chat)
             .await?;
@@ -242,9 +233,7 @@ impl OpenAiClient {
         let body = serde_json::json!({"model": self.config.model, "input": inputs});
         let estimated = inputs.iter().map(|t| t.len() as u32 / 4 + 1).sum();
         let ((vectors, tokens), latency) = self
-            .post("/embeddings", &body, estimated, |t| {
-                parse_embeddings(t, inputs.len())
-            })
+            .post("/embeddings", &body, estimated, |t| parse_embeddings(t, inputs.len()))
             .await?;
         Ok((vectors, tokens, latency))
     }
@@ -261,11 +250,7 @@ impl OpenAiClient {
         let mut attempt = 0;
         loop {
             self.wait_for_rate_limits(estimated_tokens).await;
-            let permit = self
-                .in_flight
-                .acquire()
-                .await
-                .expect("semaphore is never closed");
+            let permit = self.in_flight.acquire().await.expect("semaphore is never closed");
             let start = Instant::now();
             self.stats.http_calls.fetch_add(1, Ordering::Relaxed);
             let outcome = self.attempt(path, body).await;
@@ -305,10 +290,7 @@ impl OpenAiClient {
     /// Exponential backoff with jitter: base * 2^attempt, capped, times a
     /// random factor in [0.5, 1.5).
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .config
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.min(20));
+        let base = self.config.initial_backoff.saturating_mul(1u32 << attempt.min(20));
         let capped = base.min(self.config.max_backoff);
         capped.mul_f64(rand::rng().random_range(0.5..1.5))
     }
@@ -358,10 +340,7 @@ impl OpenAiClient {
                 )));
             }
             _ if !status.is_success() => {
-                return Attempt::Fail(LlmError::Request(format!(
-                    "HTTP {status}: {}",
-                    excerpt(&text)
-                )));
+                return Attempt::Fail(LlmError::Request(format!("HTTP {status}: {}", excerpt(&text))));
             }
             _ => {}
         }
@@ -383,10 +362,7 @@ fn parse_chat(text: &str) -> Result<(Vec<String>, ApiUsage), LlmError> {
     for c in parsed.choices {
         match (c.message.content, c.message.refusal) {
             (_, Some(refusal)) if !refusal.is_empty() => {
-                return Err(LlmError::Request(format!(
-                    "the model refused: {}",
-                    excerpt(&refusal)
-                )));
+                return Err(LlmError::Request(format!("the model refused: {}", excerpt(&refusal))));
             }
             (content, _) => texts.push(content.unwrap_or_default()),
         }
@@ -410,12 +386,8 @@ struct EmbeddingItem {
 
 /// The vectors (in input order) and prompt tokens of an embeddings response.
 fn parse_embeddings(text: &str, expected: usize) -> Result<(Vec<Vec<f32>>, u64), LlmError> {
-    let parsed: EmbeddingResponse = serde_json::from_str(text).map_err(|e| {
-        LlmError::Request(format!(
-            "malformed embeddings response ({e}): {}",
-            excerpt(text)
-        ))
-    })?;
+    let parsed: EmbeddingResponse = serde_json::from_str(text)
+        .map_err(|e| LlmError::Request(format!("malformed embeddings response ({e}): {}", excerpt(text))))?;
     if parsed.data.len() != expected {
         return Err(LlmError::Request(format!(
             "asked for {expected} embeddings, got {}",
@@ -443,11 +415,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn excerpt(text: &str) -> String {
     let t: String = text.chars().take(300).collect();
-    if t.len() < text.len() {
-        format!("{t}...")
-    } else {
-        t
-    }
+    if t.len() < text.len() { format!("{t}...") } else { t }
 }
 
 /// `Retry-After` (seconds or an HTTP date) or OpenAI's `retry-after-ms`.
@@ -459,17 +427,10 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     {
         return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     }
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
         return Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }

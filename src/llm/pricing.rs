@@ -43,23 +43,14 @@ impl PriceTable {
         PriceTable {
             prices: DEFAULT_PRICES
                 .iter()
-                .map(|(m, i, o)| {
-                    (
-                        m.to_string(),
-                        Price {
-                            input: *i,
-                            output: *o,
-                        },
-                    )
-                })
+                .map(|(m, i, o)| (m.to_string(), Price { input: *i, output: *o }))
                 .collect(),
         }
     }
 
     /// Adds the entries of a TOML price file.
     pub fn load_overrides(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read prices {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read prices {}", path.display()))?;
         let file: PriceFile = toml::from_str(&text).with_context(|| {
             format!(
                 "{}: expected [models.\"NAME\"] tables with input and output prices",
@@ -79,9 +70,7 @@ impl PriceTable {
         }
         self.prices
             .iter()
-            .filter(|(name, _)| {
-                model.starts_with(name.as_str()) && model[name.len()..].starts_with('-')
-            })
+            .filter(|(name, _)| model.starts_with(name.as_str()) && model[name.len()..].starts_with('-'))
             .max_by_key(|(name, _)| name.len())
             .map(|(_, p)| *p)
     }

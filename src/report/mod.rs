@@ -72,12 +72,9 @@ impl Summary {
             if !v.status.is_scored() {
                 continue;
             }
-            for counts in [
-                Some(&mut s.all),
-                v.hardness.and_then(|h| s.levels.get_mut(&h)),
-            ]
-            .into_iter()
-            .flatten()
+            for counts in [Some(&mut s.all), v.hardness.and_then(|h| s.levels.get_mut(&h))]
+                .into_iter()
+                .flatten()
             {
                 counts.count += 1;
                 counts.exec_correct += usize::from(v.exec == Some(true));
@@ -92,10 +89,8 @@ impl Summary {
     }
 
     fn columns(&self) -> Vec<(&'static str, &LevelCounts)> {
-        let mut cols: Vec<(&'static str, &LevelCounts)> = Hardness::ALL
-            .iter()
-            .map(|h| (h.as_str(), &self.levels[h]))
-            .collect();
+        let mut cols: Vec<(&'static str, &LevelCounts)> =
+            Hardness::ALL.iter().map(|h| (h.as_str(), &self.levels[h])).collect();
         cols.push(("all", &self.all));
         cols
     }
@@ -103,23 +98,13 @@ impl Summary {
     /// Rows of the official layout: (label, cell per column).
     fn rows(&self) -> Vec<(String, Vec<String>)> {
         let cols = self.columns();
-        let row =
-            |f: &dyn Fn(&LevelCounts) -> String| cols.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+        let row = |f: &dyn Fn(&LevelCounts) -> String| cols.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
         vec![
             ("count".into(), row(&|c| c.count.to_string())),
-            (
-                "execution".into(),
-                row(&|c| format!("{:.3}", c.exec_accuracy())),
-            ),
-            (
-                "exact match".into(),
-                row(&|c| format!("{:.3}", c.exact_accuracy())),
-            ),
+            ("execution".into(), row(&|c| format!("{:.3}", c.exec_accuracy()))),
+            ("exact match".into(), row(&|c| format!("{:.3}", c.exact_accuracy()))),
             ("execution (n)".into(), row(&|c| c.exec_correct.to_string())),
-            (
-                "exact match (n)".into(),
-                row(&|c| c.exact_correct.to_string()),
-            ),
+            ("exact match (n)".into(), row(&|c| c.exact_correct.to_string())),
         ]
     }
 
@@ -174,11 +159,7 @@ impl Summary {
 
     fn render_markdown(&self) -> String {
         let names: Vec<&str> = self.columns().iter().map(|(n, _)| *n).collect();
-        let mut out = format!(
-            "| | {} |\n|---|{}\n",
-            names.join(" | "),
-            "---:|".repeat(names.len())
-        );
+        let mut out = format!("| | {} |\n|---|{}\n", names.join(" | "), "---:|".repeat(names.len()));
         for (label, cells) in self.rows() {
             out.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
         }
@@ -189,8 +170,7 @@ impl Summary {
     }
 
     fn render_csv(&self) -> String {
-        let mut out =
-            String::from("level,count,exec_correct,exact_correct,execution,exact_match\n");
+        let mut out = String::from("level,count,exec_correct,exact_correct,execution,exact_match\n");
         for (name, c) in self.columns() {
             out.push_str(&format!(
                 "{name},{},{},{},{:.6},{:.6}\n",

@@ -68,7 +68,8 @@ pub struct OpenAiEmbedder {
 impl OpenAiEmbedder {
     fn key(&self, text: &str) -> (String, serde_json::Value) {
         let id = self.client.identity();
-        let d = serde_json::json!({"v": 1, "kind": "embedding", "endpoint": id.endpoint, "model": id.model, "input": text});
+        let d =
+            serde_json::json!({"v": 1, "kind": "embedding", "endpoint": id.endpoint, "model": id.model, "input": text});
         (cache_key(&d), d)
     }
 }
@@ -83,12 +84,17 @@ impl Embedder for OpenAiEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Embedded, LlmError> {
         let keys: Vec<(String, serde_json::Value)> = texts.iter().map(|t| self.key(t)).collect();
         let cached: Vec<Option<CachedEmbedding>> = match (&self.cache, self.mode) {
-            (Some(c), CacheMode::ReadWrite | CacheMode::CacheOnly) => keys.iter().map(|(k, _)| c.get_value(k)).collect(),
+            (Some(c), CacheMode::ReadWrite | CacheMode::CacheOnly) => {
+                keys.iter().map(|(k, _)| c.get_value(k)).collect()
+            }
             _ => (0..texts.len()).map(|_| None).collect(),
         };
         // A hit reports the usage first recorded, so replays account alike.
-        let mut usage: Vec<Completion> =
-            keys.iter().zip(&cached).filter_map(|((k, _), c)| c.as_ref().map(|c| c.usage(k, true))).collect();
+        let mut usage: Vec<Completion> = keys
+            .iter()
+            .zip(&cached)
+            .filter_map(|((k, _), c)| c.as_ref().map(|c| c.usage(k, true)))
+            .collect();
         let mut vectors: Vec<Option<Vec<f32>>> = cached.into_iter().map(|c| c.map(|c| c.vector)).collect();
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
         if !missing.is_empty() && self.mode == CacheMode::CacheOnly {
@@ -139,11 +145,7 @@ impl DenseIndex {
 
     /// The corpus vectors from `dir` when stored there for this model and
     /// corpus, else computed (in batches) and stored.
-    pub async fn load_or_build(
-        embedder: &dyn Embedder,
-        corpus: &[String],
-        dir: &Path,
-    ) -> Result<DenseIndex> {
+    pub async fn load_or_build(embedder: &dyn Embedder, corpus: &[String], dir: &Path) -> Result<DenseIndex> {
         let identity = embedder.identity();
         let mut h = Sha256::new();
         h.update(identity.as_bytes());
@@ -160,8 +162,7 @@ impl DenseIndex {
             .await
             .map_err(|e| anyhow::anyhow!("embedding the pool: {e}"))?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        write_vectors(&path, &embedded.vectors)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_vectors(&path, &embedded.vectors).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(DenseIndex {
             identity,
             vectors: embedded.vectors,

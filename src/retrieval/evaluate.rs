@@ -54,12 +54,7 @@ pub struct SelectorScore {
 }
 
 /// Scores one question's retrieved examples.
-fn score_one(
-    pool: &ExamplePool,
-    retrieved: &[usize],
-    gold: &str,
-    level: Option<Hardness>,
-) -> Totals {
+fn score_one(pool: &ExamplePool, retrieved: &[usize], gold: &str, level: Option<Hardness>) -> Totals {
     let target = skeleton(gold, true);
     let n = retrieved.len().max(1) as f64;
     let equal = retrieved
@@ -99,9 +94,7 @@ pub fn evaluate(
         .filter(|e| schemas.get(&e.db_id).is_some())
         .map(|e| {
             let schema = schemas.get(&e.db_id).expect("filtered");
-            let level = get_sql(&schema.parse_schema(), &e.gold)
-                .ok()
-                .map(|s| hardness(&s));
+            let level = get_sql(&schema.parse_schema(), &e.gold).ok().map(|s| hardness(&s));
             (e, level, preliminary(e))
         })
         .collect();
@@ -196,11 +189,7 @@ pub fn render(scores: &[SelectorScore], format: Format) -> String {
             out
         }
         Format::Markdown => {
-            let mut out = format!(
-                "| {} |\n|{}\n",
-                HEADER.join(" | "),
-                "---|".repeat(HEADER.len())
-            );
+            let mut out = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
             for s in scores {
                 out.push_str(&format!("| {} |\n", row(s).join(" | ")));
             }

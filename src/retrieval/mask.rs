@@ -15,10 +15,7 @@ fn schema_words(schema: &DbSchema) -> HashSet<String> {
         .chain(schema.column_names_original.iter().map(|(_, c)| c))
         .chain(schema.column_names.iter().map(|(_, c)| c));
     for name in names {
-        for w in name
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| w.len() > 1)
-        {
+        for w in name.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1) {
             words.insert(w.to_lowercase());
         }
         words.insert(name.to_lowercase());
@@ -28,8 +25,7 @@ fn schema_words(schema: &DbSchema) -> HashSet<String> {
 }
 
 fn is_value(word: &str) -> bool {
-    word.chars().any(|c| c.is_ascii_digit())
-        || word.starts_with(|c: char| c.is_uppercase()) && word.len() > 1
+    word.chars().any(|c| c.is_ascii_digit()) || word.starts_with(|c: char| c.is_uppercase()) && word.len() > 1
 }
 
 /// The question with schema words masked as `<mask>` and values (numbers,
@@ -41,10 +37,8 @@ pub fn mask_question(question: &str, schema: &DbSchema) -> String {
     for (i, raw) in question.split_whitespace().enumerate() {
         let core = raw.trim_matches(|c: char| !c.is_alphanumeric());
         let opens = raw.starts_with(['"', '\'', '“']);
-        let closes = raw.ends_with(['"', '\'', '”'])
-            || raw
-                .trim_end_matches(['?', '.', ','])
-                .ends_with(['"', '\'', '”']);
+        let closes =
+            raw.ends_with(['"', '\'', '”']) || raw.trim_end_matches(['?', '.', ',']).ends_with(['"', '\'', '”']);
         if in_quote || opens {
             in_quote = !closes || (opens && raw.len() == 1);
             if out.last() != Some(&"<unk>".to_string()) {

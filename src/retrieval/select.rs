@@ -102,11 +102,7 @@ impl Similarity {
     ) -> anyhow::Result<Similarity> {
         use crate::retrieval::embed::DenseIndex;
         let q: Vec<String> = pool.examples.iter().map(|e| e.question.clone()).collect();
-        let m: Vec<String> = pool
-            .examples
-            .iter()
-            .map(|e| e.masked_question.clone())
-            .collect();
+        let m: Vec<String> = pool.examples.iter().map(|e| e.masked_question.clone()).collect();
         let questions = DenseIndex::load_or_build(embedder.as_ref(), &q, store).await?;
         let masked = DenseIndex::load_or_build(embedder.as_ref(), &m, store).await?;
         Ok(Similarity::Dense {
@@ -164,13 +160,7 @@ fn splitmix(mut x: u64) -> u64 {
 
 /// The `k` best pool examples for the query, best first. Methods that need
 /// a preliminary answer fall back to question similarity without one.
-pub fn rank(
-    pool: &ExamplePool,
-    method: Method,
-    q: &Query<'_>,
-    k: usize,
-    scores: &Scores,
-) -> Vec<usize> {
+pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores: &Scores) -> Vec<usize> {
     let questions = || scores.question.clone();
     let by_skeleton = |candidates: &[usize], prelim: &str| {
         let target = skeleton(prelim, true);
@@ -184,11 +174,7 @@ pub fn rank(
                 .then(tie[b.0].total_cmp(&tie[a.0]))
                 .then(a.0.cmp(&b.0))
         });
-        scored
-            .into_iter()
-            .take(k)
-            .map(|(i, _)| i)
-            .collect::<Vec<_>>()
+        scored.into_iter().take(k).map(|(i, _)| i).collect::<Vec<_>>()
     };
     let same_hardness = |prelim: &str| -> Option<Vec<usize>> {
         let level = hardness(&get_sql(&q.schema.parse_schema(), prelim).ok()?);

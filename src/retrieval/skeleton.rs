@@ -60,8 +60,7 @@ const IDENT: &str = "#";
 /// string and number literals replaced by `_`, and with `mask_identifiers`
 /// every table/column name (also `t1.name`) by `#`.
 pub fn skeleton(sql: &str, mask_identifiers: bool) -> String {
-    let toks = tokenize(sql)
-        .unwrap_or_else(|_| sql.split_whitespace().map(|t| t.to_lowercase()).collect());
+    let toks = tokenize(sql).unwrap_or_else(|_| sql.split_whitespace().map(|t| t.to_lowercase()).collect());
     let mut out: Vec<&str> = Vec::with_capacity(toks.len());
     for t in &toks {
         let t = t.as_str();
@@ -74,11 +73,7 @@ pub fn skeleton(sql: &str, mask_identifiers: bool) -> String {
             t
         };
         // Runs such as "_ , _" from IN lists collapse to one value.
-        if piece == VALUE
-            && out.len() >= 2
-            && out[out.len() - 1] == ","
-            && out[out.len() - 2] == VALUE
-        {
+        if piece == VALUE && out.len() >= 2 && out[out.len() - 1] == "," && out[out.len() - 2] == VALUE {
             out.pop();
             continue;
         }
@@ -103,10 +98,7 @@ mod tests {
 
     #[test]
     fn values_and_identifiers_are_masked() {
-        let a = skeleton(
-            "SELECT name FROM singer WHERE age > 30 AND country = 'France'",
-            false,
-        );
+        let a = skeleton("SELECT name FROM singer WHERE age > 30 AND country = 'France'", false);
         assert_eq!(a, "select name from singer where age > _ and country = _");
         let b = skeleton(
             "SELECT T1.title FROM concert AS T1 WHERE T1.year IN (2014, 2015, 2016)",
@@ -122,9 +114,6 @@ mod tests {
     #[test]
     fn similarity_is_one_minus_normalised_edit_distance() {
         assert_eq!(similarity("select # from #", "select # from #"), 1.0);
-        assert!(
-            (similarity("select # from #", "select # from # where # = _") - 4.0 / 8.0).abs()
-                < 1e-12
-        );
+        assert!((similarity("select # from #", "select # from # where # = _") - 4.0 / 8.0).abs() < 1e-12);
     }
 }

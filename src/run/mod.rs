@@ -130,9 +130,7 @@ pub struct RunOutcome {
 }
 
 fn sha256_file(path: &Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| hex::encode(Sha256::digest(b)))
+    std::fs::read(path).ok().map(|b| hex::encode(Sha256::digest(b)))
 }
 
 fn utc_stamp() -> String {
@@ -157,11 +155,7 @@ fn sanitize(s: &str) -> String {
 }
 
 /// Databases as strategies see them.
-fn db_infos(
-    spider: &Spider,
-    scorer: &Scorer,
-    examples: &[&Example],
-) -> Result<BTreeMap<String, Arc<DbInfo>>> {
+fn db_infos(spider: &Spider, scorer: &Scorer, examples: &[&Example]) -> Result<BTreeMap<String, Arc<DbInfo>>> {
     let schemas = spider.load_schemas()?;
     let mut out = BTreeMap::new();
     for e in examples {
@@ -171,9 +165,7 @@ fn db_infos(
         let Some(schema) = schemas.get(&e.db_id) else {
             continue;
         };
-        let sqlite = scorer
-            .context(&e.db_id)
-            .and_then(|c| c.files.first().cloned());
+        let sqlite = scorer.context(&e.db_id).and_then(|c| c.files.first().cloned());
         out.insert(
             e.db_id.clone(),
             Arc::new(DbInfo {
@@ -198,9 +190,7 @@ pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
 
 /// The client configuration for `opts` (the key read from its variable).
 fn client_config(opts: &RunOptions) -> Result<ClientConfig> {
-    let api_key = std::env::var(&opts.api_key_env)
-        .ok()
-        .filter(|k| !k.trim().is_empty());
+    let api_key = std::env::var(&opts.api_key_env).ok().filter(|k| !k.trim().is_empty());
     if api_key.is_none()
         && opts.base_url.trim_end_matches('/') == OPENAI_BASE_URL
         && opts.cache_mode != CacheMode::CacheOnly
@@ -233,11 +223,7 @@ fn open_cache(opts: &RunOptions) -> Result<Option<Cache>> {
 
 fn build_model(opts: &RunOptions) -> Result<Arc<CachedModel>> {
     let client = Arc::new(OpenAiClient::new(client_config(opts)?)?);
-    Ok(Arc::new(CachedModel::new(
-        client,
-        open_cache(opts)?,
-        opts.cache_mode,
-    )))
+    Ok(Arc::new(CachedModel::new(client, open_cache(opts)?, opts.cache_mode)))
 }
 
 /// Runs the strategies and returns the scored records.
@@ -263,9 +249,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             select::Candidate {
                 id: e.id,
                 db_id: e.db_id.clone(),
-                hardness: get_sql(&ctx.parse_schema, &e.gold)
-                    .ok()
-                    .map(|s| hardness(&s)),
+                hardness: get_sql(&ctx.parse_schema, &e.gold).ok().map(|s| hardness(&s)),
                 scorable: ctx.missing.is_none(),
             }
         })
@@ -287,9 +271,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         .iter()
         .map(|n| find(n, &opts.strategies_dir))
         .collect::<Result<Vec<_>>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let pool = if found.iter().any(|f| f.needs_examples()) {
         Some(load_pool(&spider)?)
     } else {
@@ -300,10 +282,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         None => Default::default(),
     };
     let resources = Resources { pool, dense };
-    let strategies: Vec<Arc<dyn Strategy>> = found
-        .into_iter()
-        .map(|f| f.build(&resources))
-        .collect::<Result<_>>()?;
+    let strategies: Vec<Arc<dyn Strategy>> = found.into_iter().map(|f| f.build(&resources)).collect::<Result<_>>()?;
     let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
 
     let model = build_model(opts)?;
@@ -332,11 +311,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             .collect(),
     };
     let dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join("runs").join(format!(
-            "{}-{}",
-            utc_stamp(),
-            sanitize(&opts.model)
-        ))
+        PathBuf::from("results")
+            .join("runs")
+            .join(format!("{}-{}", utc_stamp(), sanitize(&opts.model)))
     });
     prepare_dir(&dir, &config, opts.resume)?;
 
@@ -361,10 +338,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
     let records = rewrite_sorted(&dir, &order)?;
     let summaries = summarize_run(&records, &order);
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&summaries)?,
-    )?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summaries)?)?;
     std::fs::write(
         dir.join("summary.md"),
         summary::render_comparison(&summaries, crate::report::Format::Markdown),
@@ -420,10 +394,7 @@ async fn prepare_dense(
             .parent()
             .map(|p| p.join("embeddings"))
             .unwrap_or_else(|| PathBuf::from("embeddings"));
-        out.insert(
-            name.clone(),
-            Arc::new(Similarity::dense(embedder, pool, &store).await?),
-        );
+        out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
     Ok(out)
 }
@@ -440,12 +411,7 @@ fn prepare_dir(dir: &Path, config: &RunConfig, resume: bool) -> Result<()> {
             );
         }
         let old: RunConfig = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
-            .with_context(|| {
-                format!(
-                    "{} is not a spider-bench run configuration",
-                    config_path.display()
-                )
-            })?;
+            .with_context(|| format!("{} is not a spider-bench run configuration", config_path.display()))?;
         let same = |a: &RunConfig, b: &RunConfig| {
             a.model == b.model
                 && a.split == b.split
@@ -475,21 +441,10 @@ struct RunContext {
     model_name: String,
 }
 
-async fn answer(
-    ctx: &RunContext,
-    strategy: &dyn Strategy,
-    example: &Example,
-) -> Result<RunRecord, LlmError> {
-    let scorable = ctx
-        .scorer
-        .context(&example.db_id)
-        .is_some_and(|c| c.missing.is_none());
+async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) -> Result<RunRecord, LlmError> {
+    let scorable = ctx.scorer.context(&example.db_id).is_some_and(|c| c.missing.is_none());
     let prediction = match ctx.dbs.get(&example.db_id) {
-        Some(db) if scorable => {
-            strategy
-                .predict(&Question { example, db }, &ctx.env)
-                .await?
-        }
+        Some(db) if scorable => strategy.predict(&Question { example, db }, &ctx.env).await?,
         // Unscorable questions cost nothing: they are recorded as skipped.
         _ => Default::default(),
     };
@@ -545,9 +500,8 @@ async fn execute(
     );
     let mut tally = Tally::from(&existing);
     bar.set_message(tally.message());
-    let mut results =
-        futures::stream::iter(todo.into_iter().map(|(s, e)| answer(ctx, s.as_ref(), e)))
-            .buffer_unordered(opts.concurrency.max(1));
+    let mut results = futures::stream::iter(todo.into_iter().map(|(s, e)| answer(ctx, s.as_ref(), e)))
+        .buffer_unordered(opts.concurrency.max(1));
     while let Some(result) = results.next().await {
         match result {
             Ok(record) => {
@@ -576,10 +530,8 @@ fn progress_bar(visible: bool, total: u64, done: u64) -> indicatif::ProgressBar 
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
-        )
-        .expect("valid template"),
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")
+            .expect("valid template"),
     );
     bar.set_position(done);
     bar

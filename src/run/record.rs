@@ -130,12 +130,7 @@ pub fn done_keys(records: &[RunRecord]) -> HashSet<(String, usize)> {
 pub fn rewrite_sorted(dir: &Path, strategy_order: &[String]) -> Result<Vec<RunRecord>> {
     let path = dir.join(PREDICTIONS_FILE);
     let (mut records, _) = read_records(&path)?;
-    let rank = |s: &str| {
-        strategy_order
-            .iter()
-            .position(|n| n == s)
-            .unwrap_or(usize::MAX)
-    };
+    let rank = |s: &str| strategy_order.iter().position(|n| n == s).unwrap_or(usize::MAX);
     records.sort_by_key(|a| (rank(&a.strategy), a.id));
     let tmp = dir.join(format!("{PREDICTIONS_FILE}.tmp"));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);

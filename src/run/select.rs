@@ -34,19 +34,10 @@ pub fn select(candidates: &[Candidate], s: &Selection) -> Vec<usize> {
         .filter(|c| s.db.as_ref().is_none_or(|d| *d == c.db_id))
         .collect();
     if let Some(n) = s.sample {
-        return stratified(
-            &pool.into_iter().filter(|c| c.scorable).collect::<Vec<_>>(),
-            n,
-            s.seed,
-        );
+        return stratified(&pool.into_iter().filter(|c| c.scorable).collect::<Vec<_>>(), n, s.seed);
     }
     if let Some(n) = s.limit {
-        return pool
-            .into_iter()
-            .filter(|c| c.scorable)
-            .take(n)
-            .map(|c| c.id)
-            .collect();
+        return pool.into_iter().filter(|c| c.scorable).take(n).map(|c| c.id).collect();
     }
     pool.into_iter().map(|c| c.id).collect()
 }
@@ -128,16 +119,7 @@ mod tests {
             (8, 8, 2, 2)
         );
         assert_eq!(ids, select(&pool(), &s));
-        assert_ne!(
-            ids,
-            select(
-                &pool(),
-                &Selection {
-                    seed: 8,
-                    ..s.clone()
-                }
-            )
-        );
+        assert_ne!(ids, select(&pool(), &Selection { seed: 8, ..s.clone() }));
         assert!(!ids.contains(&3));
     }
 

@@ -35,11 +35,7 @@ impl StrategySummary {
         ratio(self.exact_correct, self.count)
     }
     pub fn per_question(&self, x: f64) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            x / self.count as f64
-        }
+        if self.count == 0 { 0.0 } else { x / self.count as f64 }
     }
     pub fn level_accuracy(&self, h: Hardness) -> Option<f64> {
         self.by_hardness
@@ -104,25 +100,18 @@ pub fn summarize_run(records: &[RunRecord], order: &[String]) -> Vec<StrategySum
 }
 
 const HEADER: [&str; 14] = [
-    "strategy", "n", "EX", "easy", "medium", "hard", "extra", "EM", "tokens/q", "$/q", "$ total",
-    "no SQL", "exec err", "timeout",
+    "strategy", "n", "EX", "easy", "medium", "hard", "extra", "EM", "tokens/q", "$/q", "$ total", "no SQL", "exec err",
+    "timeout",
 ];
 
 fn row(s: &StrategySummary) -> Vec<String> {
     let pct = |x: f64| format!("{:.1}", 100.0 * x);
-    let mut r = vec![
-        s.strategy.clone(),
-        s.count.to_string(),
-        pct(s.exec_accuracy()),
-    ];
+    let mut r = vec![s.strategy.clone(), s.count.to_string(), pct(s.exec_accuracy())];
     for h in Hardness::ALL {
         r.push(s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into()));
     }
     r.push(pct(s.exact_accuracy()));
-    r.push(format!(
-        "{:.0}",
-        s.per_question((s.tokens_in + s.tokens_out) as f64)
-    ));
+    r.push(format!("{:.0}", s.per_question((s.tokens_in + s.tokens_out) as f64)));
     r.push(format!("{:.5}", s.per_question(s.cost_usd)));
     r.push(format!("{:.4}", s.cost_usd));
     r.push(s.no_answer.to_string());
@@ -143,11 +132,7 @@ pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> Strin
             out
         }
         Format::Markdown => {
-            let mut out = format!(
-                "| {} |\n|{}\n",
-                HEADER.join(" | "),
-                "---|".repeat(HEADER.len())
-            );
+            let mut out = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
             for s in summaries {
                 out.push_str(&format!("| {} |\n", row(s).join(" | ")));
             }

@@ -213,13 +213,7 @@ pub fn from_rungs(name: &str) -> Result<StrategyConfig> {
     let mut descriptions = Vec::new();
     for part in name.split('+').map(str::trim) {
         apply_rung(&mut c, part)?;
-        descriptions.push(
-            RUNGS
-                .iter()
-                .find(|(n, _)| *n == part)
-                .map(|(_, d)| *d)
-                .unwrap_or(""),
-        );
+        descriptions.push(RUNGS.iter().find(|(n, _)| *n == part).map(|(_, d)| *d).unwrap_or(""));
     }
     c.description = descriptions.join("; ");
     Ok(c)
@@ -228,15 +222,9 @@ pub fn from_rungs(name: &str) -> Result<StrategyConfig> {
 /// A strategy file: `extends = "rung+rung"` (default zero-shot) plus any of
 /// the configuration tables to override.
 pub fn from_toml_file(path: &Path) -> Result<StrategyConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read strategy {}", path.display()))?;
-    from_toml(
-        &text,
-        path.file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("strategy"),
-    )
-    .with_context(|| format!("strategy file {}", path.display()))
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read strategy {}", path.display()))?;
+    from_toml(&text, path.file_stem().and_then(|s| s.to_str()).unwrap_or("strategy"))
+        .with_context(|| format!("strategy file {}", path.display()))
 }
 
 pub fn from_toml(text: &str, default_name: &str) -> Result<StrategyConfig> {
@@ -289,14 +277,13 @@ mod tests {
 
     #[test]
     fn toml_files_extend_and_override() {
-        let c = from_toml("extends = \"few-shot+exec-retry\"\ndescription = \"mine\"\n[examples]\nk = 5\nwith_schema = true\n", "mine").unwrap();
+        let c = from_toml(
+            "extends = \"few-shot+exec-retry\"\ndescription = \"mine\"\n[examples]\nk = 5\nwith_schema = true\n",
+            "mine",
+        )
+        .unwrap();
         assert_eq!(
-            (
-                c.name.as_str(),
-                c.examples.k,
-                c.examples.with_schema,
-                c.repair.rounds
-            ),
+            (c.name.as_str(), c.examples.k, c.examples.with_schema, c.repair.rounds),
             ("mine", 5, true, 3)
         );
         assert!(from_toml("[generation]\nsampels = 3\n", "typo").is_err());

@@ -53,10 +53,8 @@ impl ExamplePool {
     /// classifier on tables.json's schema).
     pub fn new(examples: &[crate::dataset::Example], dbs: BTreeMap<String, Arc<DbInfo>>) -> Self {
         use crate::retrieval::{mask::mask_question, skeleton::skeleton};
-        let parse_schemas: BTreeMap<&String, crate::eval::parse::ParseSchema> = dbs
-            .iter()
-            .map(|(id, db)| (id, db.schema.parse_schema()))
-            .collect();
+        let parse_schemas: BTreeMap<&String, crate::eval::parse::ParseSchema> =
+            dbs.iter().map(|(id, db)| (id, db.schema.parse_schema())).collect();
         let examples = examples
             .iter()
             .map(|e| PoolExample {
@@ -98,12 +96,7 @@ impl ExamplePool {
     }
 
     /// The example as shown in a prompt.
-    pub fn few_shot(
-        &self,
-        i: usize,
-        with_schema: bool,
-        render: &dyn Fn(&DbInfo) -> String,
-    ) -> FewShot {
+    pub fn few_shot(&self, i: usize, with_schema: bool, render: &dyn Fn(&DbInfo) -> String) -> FewShot {
         let e = &self.examples[i];
         let schema = with_schema
             .then(|| self.dbs.get(&e.db_id).map(|db| render(db)))
@@ -146,13 +139,7 @@ pub struct FixedExamples {
 }
 
 impl FixedExamples {
-    pub fn new(
-        pool: &ExamplePool,
-        k: usize,
-        with_schema: bool,
-        seed: u64,
-        render: impl Fn(&DbInfo) -> String,
-    ) -> Self {
+    pub fn new(pool: &ExamplePool, k: usize, with_schema: bool, seed: u64, render: impl Fn(&DbInfo) -> String) -> Self {
         // A fixed permutation of the pool (splitmix64 of the index), so the
         // choice never depends on the pool's order on disk beyond its content.
         let mut order: Vec<usize> = (0..pool.examples.len()).collect();

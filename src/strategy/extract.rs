@@ -6,10 +6,7 @@ use std::sync::OnceLock;
 
 fn fence_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"(?s)```[ \t]*([A-Za-z0-9_-]*)[ \t]*\r?\n?(.*?)(?:```|\z)")
-            .expect("valid")
-    })
+    RE.get_or_init(|| regex::Regex::new(r"(?s)```[ \t]*([A-Za-z0-9_-]*)[ \t]*\r?\n?(.*?)(?:```|\z)").expect("valid"))
 }
 
 fn start_re() -> &'static regex::Regex {
@@ -101,20 +98,13 @@ mod tests {
             "SELECT name FROM singer"
         );
         assert_eq!(
-            extract_sql("Here you go:\n\nSELECT count(*) FROM singer;\n\nThis counts singers.")
-                .unwrap(),
+            extract_sql("Here you go:\n\nSELECT count(*) FROM singer;\n\nThis counts singers.").unwrap(),
             "SELECT count(*) FROM singer"
         );
         let cot = "1. Columns: singer.name\n2. Tables: singer\n```sql\nSELECT age FROM singer\n```\nFinal:\n```sql\nSELECT name FROM singer WHERE age > 30\n```";
-        assert_eq!(
-            extract_sql(cot).unwrap(),
-            "SELECT name FROM singer WHERE age > 30"
-        );
+        assert_eq!(extract_sql(cot).unwrap(), "SELECT name FROM singer WHERE age > 30");
         assert_eq!(extract_sql("SELECT 1; DROP TABLE x;").unwrap(), "SELECT 1");
-        assert_eq!(
-            extract_sql("SELECT 'a;  b' FROM t").unwrap(),
-            "SELECT 'a;  b' FROM t"
-        );
+        assert_eq!(extract_sql("SELECT 'a;  b' FROM t").unwrap(), "SELECT 'a;  b' FROM t");
         assert_eq!(
             extract_sql("```\nWITH x AS (SELECT 1) SELECT * FROM x\n```").unwrap(),
             "WITH x AS (SELECT 1) SELECT * FROM x"

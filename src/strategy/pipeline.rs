@@ -40,9 +40,7 @@ impl ExampleSelector for RetrievalSelector {
         let dense = match self.similarity.as_ref() {
             Similarity::Bm25 => None,
             similarity => {
-                let (scores, usage) = similarity
-                    .scores(&self.pool, &q.example.question, &q.db.schema)
-                    .await?;
+                let (scores, usage) = similarity.scores(&self.pool, &q.example.question, &q.db.schema).await?;
                 completions.extend(usage);
                 Some(scores)
             }
@@ -66,10 +64,7 @@ impl ExampleSelector for RetrievalSelector {
             .into_iter()
             .map(|i| self.pool.few_shot(i, self.with_schema, &render))
             .collect();
-        Ok(Selected {
-            examples,
-            completions,
-        })
+        Ok(Selected { examples, completions })
     }
 }
 
@@ -103,8 +98,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: StrategyConfig, resources: &Resources) -> Result<Pipeline> {
-        let schema: Arc<dyn SchemaRenderer> =
-            Arc::new(CreateTables::new(config.schema.sample_rows));
+        let schema: Arc<dyn SchemaRenderer> = Arc::new(CreateTables::new(config.schema.sample_rows));
         let examples: Box<dyn ExampleSelector> = if config.examples.selector == SelectorKind::None {
             Box::new(NoExamples)
         } else {
@@ -123,11 +117,7 @@ impl Pipeline {
                 Some(method) => {
                     let preliminary = if method.needs_preliminary() {
                         let c = super::config::from_rungs(&config.examples.preliminary)?;
-                        if c.examples
-                            .selector
-                            .method()
-                            .is_some_and(|m| m.needs_preliminary())
-                        {
+                        if c.examples.selector.method().is_some_and(|m| m.needs_preliminary()) {
                             bail!(
                                 "the preliminary strategy of {} cannot itself need a preliminary answer",
                                 config.name
@@ -189,9 +179,7 @@ impl Pipeline {
                 (None, _) => Some("no SQL query was found in the answer".to_string()),
                 (Some(_), Some(Outcome::Error(e))) => Some(format!("error: {e}")),
                 (Some(_), Some(Outcome::Timeout)) => Some("the query timed out".to_string()),
-                (Some(_), Some(Outcome::Rows(r)))
-                    if r.is_empty() && self.config.repair.on_empty =>
-                {
+                (Some(_), Some(Outcome::Rows(r))) if r.is_empty() && self.config.repair.on_empty => {
                     Some("the query returned no rows".to_string())
                 }
                 _ => None,
@@ -204,24 +192,14 @@ impl Pipeline {
                 None if sql.is_none() => "no SQL in the answer".to_string(),
                 None => "not run (no database)".to_string(),
             };
-            let can_retry =
-                repairs < self.config.repair.rounds && (sql.is_none() || q.db.sqlite.is_some());
+            let can_retry = repairs < self.config.repair.rounds && (sql.is_none() || q.db.sqlite.is_some());
             let Some(problem) = problem.filter(|_| can_retry) else {
-                let ordered = sql
-                    .as_deref()
-                    .is_some_and(|s| s.to_lowercase().contains("order by"));
+                let ordered = sql.as_deref().is_some_and(|s| s.to_lowercase().contains("order by"));
                 let fp = match &run {
                     Some(Outcome::Rows(rows)) => Some(fingerprint(rows, ordered)),
                     _ => None,
                 };
-                return Ok((
-                    Candidate {
-                        sql,
-                        repairs,
-                        outcome,
-                    },
-                    fp,
-                ));
+                return Ok((Candidate { sql, repairs, outcome }, fp));
             };
             history.push(Message::assistant(answer.clone()));
             history.push(repair_message(&problem));
@@ -234,14 +212,7 @@ impl Pipeline {
                 Ok(mut c) => c.remove(0),
                 Err(LlmError::Request(_)) => {
                     // The repair call failed: keep the answer we have.
-                    return Ok((
-                        Candidate {
-                            sql,
-                            repairs,
-                            outcome,
-                        },
-                        None,
-                    ));
+                    return Ok((Candidate { sql, repairs, outcome }, None));
                 }
                 Err(fatal) => return Err(fatal),
             };
@@ -304,9 +275,7 @@ impl Strategy for Pipeline {
         let mut candidates = Vec::new();
         let mut fingerprints = Vec::new();
         for sample in samples {
-            let (c, fp) = self
-                .refine(q, env, &conversation, sample, &mut used)
-                .await?;
+            let (c, fp) = self.refine(q, env, &conversation, sample, &mut used).await?;
             candidates.push(c);
             fingerprints.push(fp);
         }
@@ -317,9 +286,7 @@ impl Strategy for Pipeline {
             majority(&fingerprints, &has_sql)
         };
         let sql = winner.and_then(|i| candidates[i].sql.clone());
-        let failure = sql
-            .is_none()
-            .then(|| "no SQL query in the model's answer".to_string());
+        let failure = sql.is_none().then(|| "no SQL query in the model's answer".to_string());
         Ok(Prediction {
             sql,
             failure,

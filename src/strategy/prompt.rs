@@ -41,12 +41,7 @@ fn render_examples(examples: &[FewShot]) -> String {
 }
 
 /// The conversation for one question.
-pub fn build_messages(
-    style: PromptStyle,
-    schema: &str,
-    examples: &[FewShot],
-    question: &str,
-) -> Vec<Message> {
+pub fn build_messages(style: PromptStyle, schema: &str, examples: &[FewShot], question: &str) -> Vec<Message> {
     let system = match style {
         PromptStyle::Plain => PLAIN_SYSTEM,
         PromptStyle::Cot => COT_SYSTEM,

@@ -48,10 +48,7 @@ fn strategy_list(path: &Path) -> Option<Vec<String>> {
 pub fn expand(names: &[String], strategies_dir: &Path) -> Vec<String> {
     names
         .iter()
-        .flat_map(|n| {
-            strategy_list(&strategies_dir.join(format!("{n}.toml")))
-                .unwrap_or_else(|| vec![n.clone()])
-        })
+        .flat_map(|n| strategy_list(&strategies_dir.join(format!("{n}.toml"))).unwrap_or_else(|| vec![n.clone()]))
         .collect()
 }
 
@@ -63,10 +60,7 @@ pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "toml")
-                && p.file_stem().is_some_and(|s| s != "ladder")
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.file_stem().is_some_and(|s| s != "ladder"))
         .collect();
     files.sort();
     files
@@ -150,8 +144,8 @@ pub fn find(name: &str, strategies_dir: &Path) -> Result<Found> {
     };
     Ok(Found::Config(match file {
         Some(f) => from_toml_file(&f)?,
-        None => from_rungs(name).with_context(|| {
-            format!("no strategy named {name:?} (see `spider-bench strategies`)")
-        })?,
+        None => {
+            from_rungs(name).with_context(|| format!("no strategy named {name:?} (see `spider-bench strategies`)"))?
+        }
     }))
 }

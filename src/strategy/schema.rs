@@ -32,8 +32,7 @@ impl SchemaRenderer for CreateTables {
         if let Some(text) = self.rendered.lock().expect("schema cache").get(&db.db_id) {
             return text.clone();
         }
-        let text: Arc<str> =
-            render_create_tables(&db.schema, db.sqlite.as_deref(), self.sample_rows).into();
+        let text: Arc<str> = render_create_tables(&db.schema, db.sqlite.as_deref(), self.sample_rows).into();
         self.rendered
             .lock()
             .expect("schema cache")
@@ -43,9 +42,7 @@ impl SchemaRenderer for CreateTables {
 }
 
 fn quote_ident(name: &str) -> String {
-    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-    {
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit()) {
         name.to_string()
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
@@ -58,10 +55,7 @@ fn sqlite_types(conn: &rusqlite::Connection, table: &str) -> HashMap<String, Str
         return HashMap::new();
     };
     stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2).unwrap_or_default(),
-        ))
+        Ok((r.get::<_, String>(1)?, r.get::<_, String>(2).unwrap_or_default()))
     })
     .map(|rows| rows.flatten().map(|(c, t)| (c.to_lowercase(), t)).collect())
     .unwrap_or_default()
@@ -81,9 +75,7 @@ fn sample_rows(conn: &rusqlite::Connection, table: &str, n: usize) -> Option<Str
                         Ok(rusqlite::types::ValueRef::Null) => "NULL".to_string(),
                         Ok(rusqlite::types::ValueRef::Integer(x)) => x.to_string(),
                         Ok(rusqlite::types::ValueRef::Real(x)) => x.to_string(),
-                        Ok(rusqlite::types::ValueRef::Text(t)) => {
-                            String::from_utf8_lossy(t).into_owned()
-                        }
+                        Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
                         Ok(rusqlite::types::ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
                         Err(_) => "?".to_string(),
                     };
@@ -112,11 +104,7 @@ fn sample_rows(conn: &rusqlite::Connection, table: &str, n: usize) -> Option<Str
 }
 
 /// The schema as CREATE TABLE statements.
-pub fn render_create_tables(
-    schema: &DbSchema,
-    sqlite: Option<&std::path::Path>,
-    rows: usize,
-) -> String {
+pub fn render_create_tables(schema: &DbSchema, sqlite: Option<&std::path::Path>, rows: usize) -> String {
     let conn = sqlite.and_then(|p| {
         rusqlite::Connection::open_with_flags(
             format!("file:{}?immutable=1", p.display()),
@@ -130,10 +118,7 @@ pub fn render_create_tables(
         if table.columns.is_empty() {
             continue; // a table left out of this rendering
         }
-        let types = conn
-            .as_ref()
-            .map(|c| sqlite_types(c, &table.name))
-            .unwrap_or_default();
+        let types = conn.as_ref().map(|c| sqlite_types(c, &table.name)).unwrap_or_default();
         let mut lines: Vec<String> = table
             .columns
             .iter()
@@ -163,15 +148,9 @@ pub fn render_create_tables(
                 quote_ident(&fk.to_column)
             ));
         }
-        let mut block = format!(
-            "CREATE TABLE {} (\n{}\n);",
-            quote_ident(&table.name),
-            lines.join(",\n")
-        );
+        let mut block = format!("CREATE TABLE {} (\n{}\n);", quote_ident(&table.name), lines.join(",\n"));
         if rows > 0
-            && let Some(sample) = conn
-                .as_ref()
-                .and_then(|c| sample_rows(c, &table.name, rows))
+            && let Some(sample) = conn.as_ref().and_then(|c| sample_rows(c, &table.name, rows))
         {
             block.push('\n');
             block.push_str(&sample);

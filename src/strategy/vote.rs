@@ -33,16 +33,12 @@ pub fn majority(fingerprints: &[Option<String>], has_sql: &[bool]) -> Option<usi
         if fingerprints[..i].iter().any(|p| p.as_ref() == Some(fp)) {
             continue; // counted with its first occurrence
         }
-        let count = fingerprints
-            .iter()
-            .filter(|p| p.as_ref() == Some(fp))
-            .count();
+        let count = fingerprints.iter().filter(|p| p.as_ref() == Some(fp)).count();
         if best.is_none_or(|(c, _)| count > c) {
             best = Some((count, i));
         }
     }
-    best.map(|(_, i)| i)
-        .or_else(|| has_sql.iter().position(|&h| h))
+    best.map(|(_, i)| i).or_else(|| has_sql.iter().position(|&h| h))
 }
 
 #[cfg(test)]
@@ -53,10 +49,7 @@ mod tests {
     fn majority_then_earliest() {
         let fp = |s: &str| Some(s.to_string());
         assert_eq!(majority(&[fp("a"), fp("b"), fp("b")], &[true; 3]), Some(1));
-        assert_eq!(
-            majority(&[fp("a"), fp("b"), fp("b"), fp("a")], &[true; 4]),
-            Some(0)
-        );
+        assert_eq!(majority(&[fp("a"), fp("b"), fp("b"), fp("a")], &[true; 4]), Some(0));
         assert_eq!(majority(&[None, fp("b"), None], &[true; 3]), Some(1));
         assert_eq!(majority(&[None, None], &[false, true]), Some(1));
         assert_eq!(majority(&[None], &[false]), None);

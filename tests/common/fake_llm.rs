@@ -93,21 +93,11 @@ impl FakeLlm {
 
     /// Authorization headers received.
     pub fn auth_headers(&self) -> Vec<Option<String>> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, a)| a.clone())
-            .collect()
+        self.log.lock().unwrap().iter().map(|(_, a)| a.clone()).collect()
     }
 
     pub fn bodies(&self) -> Vec<Value> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(b, _)| b.clone())
-            .collect()
+        self.log.lock().unwrap().iter().map(|(b, _)| b.clone()).collect()
     }
 }
 
@@ -128,11 +118,7 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: String) -> Re
             Reply::Answers(texts) => {
                 let prompt: usize = body["messages"]
                     .as_array()
-                    .map(|m| {
-                        m.iter()
-                            .map(|x| x["content"].as_str().unwrap_or("").len() / 4)
-                            .sum()
-                    })
+                    .map(|m| m.iter().map(|x| x["content"].as_str().unwrap_or("").len() / 4).sum())
                     .unwrap_or(0);
                 let choices: Vec<Value> = texts
                     .iter()
@@ -145,12 +131,7 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: String) -> Re
                     "choices": choices,
                     "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
                 });
-                return (
-                    StatusCode::OK,
-                    [("content-type", "application/json")],
-                    out.to_string(),
-                )
-                    .into_response();
+                return (StatusCode::OK, [("content-type", "application/json")], out.to_string()).into_response();
             }
             Reply::Status(code, retry_after) => {
                 let mut r = (
@@ -172,11 +153,7 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: String) -> Re
 /// the same words are close.
 pub fn letter_vector(text: &str) -> Vec<f32> {
     let mut v = vec![0.0f32; 26];
-    for c in text
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase())
-    {
+    for c in text.to_lowercase().chars().filter(|c| c.is_ascii_lowercase()) {
         v[(c as u8 - b'a') as usize] += 1.0;
     }
     v
@@ -187,11 +164,7 @@ async fn embeddings(State(s): State<Shared>, body: String) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let inputs: Vec<String> = body["input"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_str().unwrap_or("").to_string())
-                .collect()
-        })
+        .map(|a| a.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect())
         .unwrap_or_default();
     let data: Vec<Value> = inputs
         .iter()
@@ -200,12 +173,7 @@ async fn embeddings(State(s): State<Shared>, body: String) -> Response {
         .collect();
     let tokens: usize = inputs.iter().map(|t| t.len() / 4 + 1).sum();
     let out = json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        out.to_string(),
-    )
-        .into_response()
+    (StatusCode::OK, [("content-type", "application/json")], out.to_string()).into_response()
 }
 
 /// The question in a prompt built by spider-bench (after the last "Question: ").
@@ -216,12 +184,7 @@ pub fn question_of(body: &Value) -> String {
         .find(|m| m["role"] == "user")
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
-    first_user
-        .rsplit("Question: ")
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    first_user.rsplit("Question: ").next().unwrap_or("").trim().to_string()
 }
 
 /// A script that answers every question with its gold SQL (in a fenced
@@ -234,9 +197,6 @@ pub fn gold_answers(gold_by_question: std::collections::HashMap<String, String>)
             .cloned()
             .unwrap_or_else(|| "SELECT 'unknown question'".into());
         let n = body["n"].as_u64().unwrap_or(1) as usize;
-        Reply::Answers(vec![
-            format!("Columns and tables found.\n```sql\n{sql}\n```");
-            n
-        ])
+        Reply::Answers(vec![format!("Columns and tables found.\n```sql\n{sql}\n```"); n])
     })
 }

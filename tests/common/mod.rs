@@ -20,9 +20,7 @@ pub fn real_spider(test: &str) -> Option<PathBuf> {
             return Some(c);
         }
     }
-    eprintln!(
-        "SKIPPED {test}: the real Spider data is not here (set SPIDER_DATA or put it at ../shared/spider)"
-    );
+    eprintln!("SKIPPED {test}: the real Spider data is not here (set SPIDER_DATA or put it at ../shared/spider)");
     None
 }
 
@@ -37,8 +35,7 @@ pub fn mini_spider() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mini");
-        let dst =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mini-{}", std::process::id()));
+        let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mini-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dst);
         copy_dir(&src, &dst);
         for entry in std::fs::read_dir(dst.join("database")).unwrap() {
@@ -90,10 +87,7 @@ pub fn hash_tree(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, S
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(
-                    p.clone(),
-                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
-                );
+                out.insert(p.clone(), hex::encode(Sha256::digest(std::fs::read(&p).unwrap())));
             }
         }
     }

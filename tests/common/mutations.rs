@@ -68,11 +68,7 @@ pub const MUTATIONS: &[Mutation] = &[
                     .into_owned(),
                 )
             } else {
-                replace_first(
-                    g,
-                    r"(?i)(order\s+by\s+[^\s,;)]+(?:\s*\([^)]*\))?)",
-                    "$1 DESC",
-                )
+                replace_first(g, r"(?i)(order\s+by\s+[^\s,;)]+(?:\s*\([^)]*\))?)", "$1 DESC")
             }
         },
     },
@@ -222,12 +218,7 @@ pub const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "newlines",
-        apply: |g, _| {
-            Some(
-                g.replace(" FROM ", "\nFROM ")
-                    .replace(" WHERE ", "\n  WHERE "),
-            )
-        },
+        apply: |g, _| Some(g.replace(" FROM ", "\nFROM ").replace(" WHERE ", "\n  WHERE ")),
     },
     Mutation {
         name: "quote_swap",
@@ -240,8 +231,7 @@ pub const MUTATIONS: &[Mutation] = &[
         name: "dq_literals",
         apply: |g, _| {
             let r = re(r"'([^'\x22]*)'");
-            r.is_match(g)
-                .then(|| r.replace_all(g, "\"$1\"").into_owned())
+            r.is_match(g).then(|| r.replace_all(g, "\"$1\"").into_owned())
         },
     },
     Mutation {
@@ -254,23 +244,11 @@ pub const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "select_star",
-        apply: |g, _| {
-            replace_first(
-                g,
-                r"(?i)^(\s*select\s+)(distinct\s+)?[^()]*?(\s+from\b)",
-                "${1}*${3}",
-            )
-        },
+        apply: |g, _| replace_first(g, r"(?i)^(\s*select\s+)(distinct\s+)?[^()]*?(\s+from\b)", "${1}*${3}"),
     },
     Mutation {
         name: "count_distinct",
-        apply: |g, _| {
-            replace_first(
-                g,
-                r"(?i)count\(\s*([A-Za-z_][\w.]*)\s*\)",
-                "count(DISTINCT $1)",
-            )
-        },
+        apply: |g, _| replace_first(g, r"(?i)count\(\s*([A-Za-z_][\w.]*)\s*\)", "count(DISTINCT $1)"),
     },
     Mutation {
         name: "round",
@@ -310,13 +288,7 @@ pub const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "having_count",
-        apply: |g, _| {
-            replace_first(
-                g,
-                r"(?i)(group\s+by\s+[\w.]+)(\s|$)",
-                "$1 HAVING count(*) >= 1$2",
-            )
-        },
+        apply: |g, _| replace_first(g, r"(?i)(group\s+by\s+[\w.]+)(\s|$)", "$1 HAVING count(*) >= 1$2"),
     },
     Mutation {
         name: "like",
@@ -470,7 +442,8 @@ pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "order_limit_to_max",
         apply: |g, _| {
-            let c = re(r"(?i)^select\s+([\w.]+)\s+from\s+(\w+)\s+order\s+by\s+([\w.]+)\s+desc\s+limit\s+1\s*$").captures(g)?;
+            let c = re(r"(?i)^select\s+([\w.]+)\s+from\s+(\w+)\s+order\s+by\s+([\w.]+)\s+desc\s+limit\s+1\s*$")
+                .captures(g)?;
             Some(format!(
                 "SELECT {} FROM {} WHERE {} = (SELECT max({}) FROM {})",
                 &c[1], &c[2], &c[3], &c[3], &c[2]
@@ -479,13 +452,7 @@ pub const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "count_star_to_col",
-        apply: |g, _| {
-            replace_first(
-                g,
-                r"(?i)count\(\*\)\s+from\s+(\w+)",
-                "count($1.rowid) FROM $1",
-            )
-        },
+        apply: |g, _| replace_first(g, r"(?i)count\(\*\)\s+from\s+(\w+)", "count($1.rowid) FROM $1"),
     },
     Mutation {
         name: "sum_avg",
@@ -532,7 +499,8 @@ pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "except_to_not_in",
         apply: |g, _| {
-            let c = re(r"(?i)^select\s+([\w.]+)\s+from\s+(\w+)\s+except\s+select\s+([\w.]+)\s+from\s+(.+)$").captures(g)?;
+            let c =
+                re(r"(?i)^select\s+([\w.]+)\s+from\s+(\w+)\s+except\s+select\s+([\w.]+)\s+from\s+(.+)$").captures(g)?;
             Some(format!(
                 "SELECT {} FROM {} WHERE {} NOT IN (SELECT {} FROM {})",
                 &c[1], &c[2], &c[1], &c[3], &c[4]
@@ -566,10 +534,8 @@ pub const MUTATIONS: &[Mutation] = &[
         apply: |g, _| {
             let r = re(r"'([^']*)'");
             r.is_match(g).then(|| {
-                r.replace_all(g, |c: &regex::Captures| {
-                    format!("'{}'", c[1].to_uppercase())
-                })
-                .into_owned()
+                r.replace_all(g, |c: &regex::Captures| format!("'{}'", c[1].to_uppercase()))
+                    .into_owned()
             })
         },
     },
@@ -589,13 +555,7 @@ pub const MUTATIONS: &[Mutation] = &[
     },
     Mutation {
         name: "string_agg_fn",
-        apply: |g, _| {
-            replace_first(
-                g,
-                r"(?i)^(\s*select\s+)count\(\*\)",
-                "${1}string_agg(1, ',')",
-            )
-        },
+        apply: |g, _| replace_first(g, r"(?i)^(\s*select\s+)count\(\*\)", "${1}string_agg(1, ',')"),
     },
     Mutation {
         name: "group_concat",
@@ -633,10 +593,7 @@ pub const MUTATIONS: &[Mutation] = &[
 
 /// The predictions of one mutation for a split: (example id, SQL). `other`
 /// is the next example's gold on the same database.
-pub fn predictions(
-    examples: &[spider_bench::dataset::Example],
-    m: &Mutation,
-) -> Vec<(usize, String)> {
+pub fn predictions(examples: &[spider_bench::dataset::Example], m: &Mutation) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, e) in examples.iter().enumerate() {
         let other = examples[i + 1..]

@@ -70,9 +70,7 @@ impl Strategy for SchemaLink {
         }
         let sql = extract_sql(&used[1].text);
         Ok(Prediction {
-            failure: sql
-                .is_none()
-                .then(|| "no SQL query in the model's answer".into()),
+            failure: sql.is_none().then(|| "no SQL query in the model's answer".into()),
             candidates: vec![Candidate {
                 sql: sql.clone(),
                 repairs: 0,
