@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod eval;
 pub mod exec;
 pub mod llm;
+pub mod models;
 pub mod report;
 pub mod retrieval;
 pub mod run;

@@ -56,8 +56,20 @@ enum Command {
         /// Hypothetical SQL for hyde/difficulty/dail: gold (upper bound), none, or RUN_DIR[:STRATEGY].
         #[arg(long, default_value = "gold")]
         preliminary: String,
+        /// Question similarity: bm25, local:all-minilm-l6-v2, or openai:MODEL (with --base-url, --api-key-env).
+        #[arg(long, default_value = "bm25")]
+        similarity: String,
+        #[arg(long, default_value = spider_bench::llm::client::OPENAI_BASE_URL)]
+        base_url: String,
+        #[arg(long, default_value = "OPENAI_API_KEY")]
+        api_key_env: String,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// Install or list model weights.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
     },
     /// List the strategies: built-in rungs and files in strategies/.
     Strategies {
@@ -68,6 +80,24 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download, verify (sha256) and install a model; does nothing when installed.
+    Fetch {
+        /// Model name (see `models list`).
+        #[arg(default_value = "all-minilm-l6-v2")]
+        name: String,
+        /// Models folder (default: $SPIDER_BENCH_MODELS, else ~/.cache/spider-bench/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Show the known models and whether they are installed.
+    List {
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -255,21 +285,29 @@ fn main() -> ExitCode {
         }
         Command::Report { dirs, format } => run::report(&dirs, format),
         Command::Strategies { dir } => run::strategies(&dir),
-        Command::Retrieval {
-            data,
-            split,
-            selector,
-            k,
-            preliminary,
-            format,
-        } => retrieval::run(&retrieval::RetrievalOptions {
-            data,
-            split,
-            selectors: selector,
-            k,
-            preliminary,
-            format,
-        }),
+        Command::Retrieval { data, split, selector, k, preliminary, similarity, base_url, api_key_env, format } => {
+            retrieval::run(&retrieval::RetrievalOptions {
+                data,
+                split,
+                selectors: selector,
+                k,
+                preliminary,
+                similarity,
+                base_url,
+                api_key_env,
+                format,
+            })
+        }
+        Command::Models { command: ModelsCommand::Fetch { name, dir } } => {
+            spider_bench::models::fetch(&name, dir.as_deref()).map(|p| println!("{}", p.display()))
+        }
+        Command::Models { command: ModelsCommand::List { dir } } => {
+            for (name, description, installed, path) in spider_bench::models::list(dir.as_deref()) {
+                let state = if installed { "installed" } else { "not installed" };
+                println!("{name:<20} {state:<14} {}  ({description})", path.display());
+            }
+            Ok(())
+        }
         Command::Data {
             command:
                 DataCommand::Check {

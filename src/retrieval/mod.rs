@@ -3,6 +3,7 @@
 //! examples for a question.
 pub mod embed;
 pub mod evaluate;
+pub mod local;
 pub mod mask;
 pub mod select;
 pub mod similarity;

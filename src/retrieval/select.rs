@@ -138,6 +138,28 @@ impl Similarity {
     }
 }
 
+impl Similarity {
+    /// Scores of many questions at once (one embedding batch for all).
+    pub async fn scores_many(
+        &self,
+        pool: &ExamplePool,
+        questions: &[(&str, &DbSchema)],
+    ) -> Result<Vec<Scores>, crate::llm::LlmError> {
+        match self {
+            Similarity::Bm25 => Ok(questions.iter().map(|(q, s)| lexical_scores(pool, q, s)).collect()),
+            Similarity::Dense { embedder, questions: qi, masked } => {
+                let mut texts: Vec<String> = questions.iter().map(|(q, _)| q.to_string()).collect();
+                texts.extend(questions.iter().map(|(q, s)| mask_question(q, s)));
+                let e = embedder.embed(&texts).await?;
+                let n = questions.len();
+                Ok((0..n)
+                    .map(|i| Scores { question: qi.scores_of(&e.vectors[i]), masked: masked.scores_of(&e.vectors[n + i]) })
+                    .collect())
+            }
+        }
+    }
+}
+
 /// BM25 scores of a question against the pool.
 pub fn lexical_scores(pool: &ExamplePool, question: &str, schema: &DbSchema) -> Scores {
     Scores {

@@ -360,7 +360,6 @@ async fn prepare_dense(
     pool: &Arc<ExamplePool>,
     opts: &RunOptions,
 ) -> Result<BTreeMap<String, Arc<crate::retrieval::select::Similarity>>> {
-    use crate::retrieval::embed::OpenAiEmbedder;
     use crate::retrieval::select::Similarity;
     let mut out = BTreeMap::new();
     for f in found {
@@ -371,32 +370,30 @@ async fn prepare_dense(
         if name == "bm25" || out.contains_key(name) || c.examples.selector.method().is_none() {
             continue;
         }
-        let Some(model) = name.strip_prefix("openai:") else {
-            bail!(
-                "strategy {}: similarity {name:?} is not known (use \"bm25\" or \"openai:MODEL\")",
-                c.name
-            )
-        };
-        let embedding_opts = RunOptions {
-            model: model.to_string(),
-            ..opts.clone()
-        };
-        let client = Arc::new(OpenAiClient::new(client_config(&embedding_opts)?)?);
-        let cache = open_cache(opts)?.map(Arc::new);
-        let embedder = Arc::new(OpenAiEmbedder {
-            client,
-            cache,
-            mode: opts.cache_mode,
-            batch: 256,
-        });
         let cache_path = opts.cache.clone().unwrap_or_else(default_cache_path);
-        let store = cache_path
-            .parent()
-            .map(|p| p.join("embeddings"))
-            .unwrap_or_else(|| PathBuf::from("embeddings"));
+        let store = cache_path.parent().map(|p| p.join("embeddings")).unwrap_or_else(|| PathBuf::from("embeddings"));
+        let embedder = embedder_for(name, opts).with_context(|| format!("strategy {}", c.name))?;
         out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
     Ok(out)
+}
+
+/// The embedder a similarity name stands for: "openai:MODEL" (the
+/// embeddings API of the run's endpoint, same key and cache) or
+/// "local:all-minilm-l6-v2" (installed by `spider-bench models fetch`).
+pub fn embedder_for(name: &str, opts: &RunOptions) -> Result<Arc<dyn crate::retrieval::embed::Embedder>> {
+    use crate::retrieval::embed::OpenAiEmbedder;
+    use crate::retrieval::local::{models_dir, LocalEmbedder, MiniLm, MINILM_NAME};
+    if let Some(model) = name.strip_prefix("openai:") {
+        let embedding_opts = RunOptions { model: model.to_string(), ..opts.clone() };
+        let client = Arc::new(OpenAiClient::new(client_config(&embedding_opts)?)?);
+        let cache = open_cache(opts)?.map(Arc::new);
+        return Ok(Arc::new(OpenAiEmbedder { client, cache, mode: opts.cache_mode, batch: 256 }));
+    }
+    if name.strip_prefix("local:") == Some(MINILM_NAME) {
+        return Ok(Arc::new(LocalEmbedder { model: Arc::new(MiniLm::load(&models_dir().join(MINILM_NAME))?) }));
+    }
+    bail!("similarity {name:?} is not known: use \"bm25\", \"local:{MINILM_NAME}\" or \"openai:MODEL\"")
 }
 
 /// Creates the run folder, or checks that a resumed one was made for the
