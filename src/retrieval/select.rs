@@ -147,13 +147,21 @@ impl Similarity {
     ) -> Result<Vec<Scores>, crate::llm::LlmError> {
         match self {
             Similarity::Bm25 => Ok(questions.iter().map(|(q, s)| lexical_scores(pool, q, s)).collect()),
-            Similarity::Dense { embedder, questions: qi, masked } => {
+            Similarity::Dense {
+                embedder,
+                questions: qi,
+                masked,
+            } => {
                 let mut texts: Vec<String> = questions.iter().map(|(q, _)| q.to_string()).collect();
                 texts.extend(questions.iter().map(|(q, s)| mask_question(q, s)));
                 let e = embedder.embed(&texts).await?;
                 let n = questions.len();
-                Ok((0..n)
-                    .map(|i| Scores { question: qi.scores_of(&e.vectors[i]), masked: masked.scores_of(&e.vectors[n + i]) })
+                let q_scores = qi.scores_batch(&e.vectors[..n]);
+                let m_scores = masked.scores_batch(&e.vectors[n..]);
+                Ok(q_scores
+                    .into_iter()
+                    .zip(m_scores)
+                    .map(|(question, masked)| Scores { question, masked })
                     .collect())
             }
         }
@@ -187,10 +195,17 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores:
     let by_skeleton = |candidates: &[usize], prelim: &str| {
         let target = skeleton(prelim, true);
         let tie = questions();
-        let mut scored: Vec<(usize, f64)> = candidates
-            .iter()
-            .map(|&i| (i, similarity(&target, &pool.examples[i].skeleton)))
-            .collect();
+        // Many pool examples share a skeleton: compare with each distinct one once.
+        let distinct = pool.distinct_skeletons();
+        let mut scored: Vec<(usize, f64)> = if candidates.len() < distinct.skeletons.len() {
+            candidates
+                .iter()
+                .map(|&i| (i, similarity(&target, &pool.examples[i].skeleton)))
+                .collect()
+        } else {
+            let sims: Vec<f64> = distinct.skeletons.iter().map(|s| similarity(&target, s)).collect();
+            candidates.iter().map(|&i| (i, sims[distinct.of_example[i]])).collect()
+        };
         scored.sort_by(|a, b| {
             b.1.total_cmp(&a.1)
                 .then(tie[b.0].total_cmp(&tie[a.0]))

@@ -54,8 +54,13 @@ pub fn top_k(scores: &[f32], k: usize, candidates: Option<&[usize]>) -> Vec<usiz
         Some(c) => c.to_vec(),
         None => (0..scores.len()).collect(),
     };
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    idx.truncate(k);
+    let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
+    // Partition around the k-th best, then sort only the k best.
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k, better);
+        idx.truncate(k);
+    }
+    idx.sort_by(better);
     idx
 }
 

@@ -371,7 +371,10 @@ async fn prepare_dense(
             continue;
         }
         let cache_path = opts.cache.clone().unwrap_or_else(default_cache_path);
-        let store = cache_path.parent().map(|p| p.join("embeddings")).unwrap_or_else(|| PathBuf::from("embeddings"));
+        let store = cache_path
+            .parent()
+            .map(|p| p.join("embeddings"))
+            .unwrap_or_else(|| PathBuf::from("embeddings"));
         let embedder = embedder_for(name, opts).with_context(|| format!("strategy {}", c.name))?;
         out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
@@ -383,15 +386,25 @@ async fn prepare_dense(
 /// "local:all-minilm-l6-v2" (installed by `spider-bench models fetch`).
 pub fn embedder_for(name: &str, opts: &RunOptions) -> Result<Arc<dyn crate::retrieval::embed::Embedder>> {
     use crate::retrieval::embed::OpenAiEmbedder;
-    use crate::retrieval::local::{models_dir, LocalEmbedder, MiniLm, MINILM_NAME};
+    use crate::retrieval::local::{LocalEmbedder, MINILM_NAME, MiniLm, models_dir};
     if let Some(model) = name.strip_prefix("openai:") {
-        let embedding_opts = RunOptions { model: model.to_string(), ..opts.clone() };
+        let embedding_opts = RunOptions {
+            model: model.to_string(),
+            ..opts.clone()
+        };
         let client = Arc::new(OpenAiClient::new(client_config(&embedding_opts)?)?);
         let cache = open_cache(opts)?.map(Arc::new);
-        return Ok(Arc::new(OpenAiEmbedder { client, cache, mode: opts.cache_mode, batch: 256 }));
+        return Ok(Arc::new(OpenAiEmbedder {
+            client,
+            cache,
+            mode: opts.cache_mode,
+            batch: 256,
+        }));
     }
     if name.strip_prefix("local:") == Some(MINILM_NAME) {
-        return Ok(Arc::new(LocalEmbedder { model: Arc::new(MiniLm::load(&models_dir().join(MINILM_NAME))?) }));
+        return Ok(Arc::new(LocalEmbedder {
+            model: Arc::new(MiniLm::load(&models_dir().join(MINILM_NAME))?),
+        }));
     }
     bail!("similarity {name:?} is not known: use \"bm25\", \"local:{MINILM_NAME}\" or \"openai:MODEL\"")
 }

@@ -38,6 +38,14 @@ pub struct ExamplePool {
     /// Lexical indexes over the questions, masked questions and SQL, built
     /// on first use.
     indexes: [std::sync::OnceLock<crate::retrieval::similarity::Bm25Index>; 3],
+    distinct: std::sync::OnceLock<DistinctSkeletons>,
+}
+
+/// The pool's distinct SQL skeletons.
+pub struct DistinctSkeletons {
+    pub skeletons: Vec<String>,
+    /// For each example, the index of its skeleton.
+    pub of_example: Vec<usize>,
 }
 
 /// Which text of the pool an index covers.
@@ -76,7 +84,27 @@ impl ExamplePool {
             examples,
             dbs,
             indexes: Default::default(),
+            distinct: Default::default(),
         }
+    }
+
+    /// The distinct skeletons of the pool, and which one each example has.
+    pub fn distinct_skeletons(&self) -> &DistinctSkeletons {
+        self.distinct.get_or_init(|| {
+            let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            let mut skeletons = Vec::new();
+            let of_example = self
+                .examples
+                .iter()
+                .map(|e| {
+                    *index.entry(e.skeleton.as_str()).or_insert_with(|| {
+                        skeletons.push(e.skeleton.clone());
+                        skeletons.len() - 1
+                    })
+                })
+                .collect();
+            DistinctSkeletons { skeletons, of_example }
+        })
     }
 
     /// The lexical index over one text of every pool example.
