@@ -121,3 +121,34 @@ fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
         );
     }
 }
+
+#[test]
+fn hyde_beats_question_similarity_on_skeleton_precision() {
+    use spider_bench::retrieval::evaluate::evaluate;
+    use spider_bench::retrieval::select::Method;
+    let Some(data) = common::real_spider("hyde_beats_question_similarity_on_skeleton_precision") else {
+        return;
+    };
+    let spider = Spider::open(&data).unwrap();
+    let dev = spider.load_split(Split::Dev).unwrap();
+    let schemas = spider.load_schemas().unwrap();
+    let pool = spider_bench::run::load_pool(&spider).unwrap();
+    assert!(pool.examples.len() >= 7000);
+    let scores = evaluate(
+        &pool,
+        &dev,
+        &schemas,
+        &[Method::QuestionSimilarity, Method::Hyde],
+        5,
+        &|e| Some(e.gold.clone()),
+        None,
+    );
+    let precision = |i: usize| scores[i].all.precision / scores[i].all.questions as f64;
+    assert_eq!(scores[0].all.questions, 1034);
+    assert!(
+        precision(1) > 2.0 * precision(0),
+        "hyde {:.3} vs question similarity {:.3}",
+        precision(1),
+        precision(0)
+    );
+}

@@ -179,9 +179,17 @@ fn db_infos(spider: &Spider, scorer: &Scorer, examples: &[&Example]) -> Result<B
 }
 
 pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
-    let train = spider
+    let mut train = spider
         .load_split(Split::Train)
-        .context("few-shot strategies take their examples from the train split")?;
+        .context("example strategies take their examples from the train split")?;
+    // train_others joins the pool when present (ids continue after train_spider).
+    if spider.root.join(Split::TrainOthers.file_name()).is_file() {
+        let offset = train.len();
+        train.extend(spider.load_split(Split::TrainOthers)?.into_iter().map(|mut e| {
+            e.id += offset;
+            e
+        }));
+    }
     let scorer = Scorer::new(spider, &train, JudgeConfig::default())?;
     let refs: Vec<&Example> = train.iter().collect();
     let dbs = db_infos(spider, &scorer, &refs)?;
