@@ -70,6 +70,7 @@ fn main() {
             schema: schemas.get(&e.db_id).unwrap(),
             preliminary: None,
             seed: 0,
+            options: Default::default(),
         };
         retrieved += rank(&pool, Method::QuestionSimilarity, &q, 5, &scores).len();
     }
@@ -91,6 +92,7 @@ fn main() {
                 schema: schemas.get(&e.db_id).unwrap(),
                 preliminary: Some(&e.gold),
                 seed: 0,
+                options: Default::default(),
             };
             rank(&pool, method, &q, 5, &scores);
         }

@@ -6,7 +6,7 @@ use spider_bench::dataset::Split;
 use spider_bench::eval::judge::Mode;
 use spider_bench::llm::cache::CacheMode;
 use spider_bench::report::Format;
-use spider_bench::retrieval::select::Method;
+use spider_bench::retrieval::select::{HydeBy, Method, RankOptions};
 use spider_bench::run::RunOptions;
 use spider_bench::run::select::Selection;
 use std::path::PathBuf;
@@ -63,6 +63,12 @@ enum Command {
         base_url: String,
         #[arg(long, default_value = "OPENAI_API_KEY")]
         api_key_env: String,
+        /// How hyde compares the hypothetical answer with pool SQL.
+        #[arg(long, value_enum, default_value = "skeleton")]
+        hyde_by: HydeBy,
+        /// Keep table and column names in skeletons (DAIL-SQL masks them).
+        #[arg(long)]
+        keep_identifiers: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -294,6 +300,8 @@ fn main() -> ExitCode {
             similarity,
             base_url,
             api_key_env,
+            hyde_by,
+            keep_identifiers,
             format,
         } => retrieval::run(&retrieval::RetrievalOptions {
             data,
@@ -304,6 +312,10 @@ fn main() -> ExitCode {
             similarity,
             base_url,
             api_key_env,
+            options: RankOptions {
+                hyde_by,
+                keep_identifiers,
+            },
             format,
         }),
         Command::Models {

@@ -124,7 +124,7 @@ fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
 
 #[test]
 fn hyde_beats_question_similarity_on_skeleton_precision() {
-    use spider_bench::retrieval::evaluate::evaluate;
+    use spider_bench::retrieval::evaluate::{Selectors, evaluate};
     use spider_bench::retrieval::select::Method;
     let Some(data) = common::real_spider("hyde_beats_question_similarity_on_skeleton_precision") else {
         return;
@@ -134,15 +134,12 @@ fn hyde_beats_question_similarity_on_skeleton_precision() {
     let schemas = spider.load_schemas().unwrap();
     let pool = spider_bench::run::load_pool(&spider).unwrap();
     assert!(pool.examples.len() >= 7000);
-    let scores = evaluate(
-        &pool,
-        &dev,
-        &schemas,
-        &[Method::QuestionSimilarity, Method::Hyde],
-        5,
-        &|e| Some(e.gold.clone()),
-        None,
-    );
+    let selectors = Selectors {
+        methods: &[Method::QuestionSimilarity, Method::Hyde],
+        k: 5,
+        options: Default::default(),
+    };
+    let scores = evaluate(&pool, &dev, &schemas, &selectors, &|e| Some(e.gold.clone()), None);
     let precision = |i: usize| scores[i].all.precision / scores[i].all.questions as f64;
     assert_eq!(scores[0].all.questions, 1034);
     assert!(

@@ -22,6 +22,7 @@ fn ranked(method: Method, question: &str, db: &str, hypothesis: Option<&str>, k:
         schema,
         preliminary: hypothesis,
         seed: 1,
+        options: Default::default(),
     };
     let scores = lexical_scores(&pool, question, schema);
     rank(&pool, method, &q, k, &scores)
@@ -107,4 +108,39 @@ fn random_is_deterministic_per_seed_and_dail_prefers_the_skeleton() {
         1,
     );
     assert_eq!(got, ["What is the largest quantity of any item?"]);
+}
+
+#[test]
+fn hyde_options_compare_sql_text_or_skeletons_with_identifiers() {
+    use spider_bench::retrieval::select::{HydeBy, RankOptions};
+    let (spider, pool) = pool();
+    let schemas = spider.load_schemas().unwrap();
+    let schema = schemas.get("orders_db").unwrap();
+    let hypothesis = "SELECT name FROM customer WHERE city = 'Lima'";
+    let best = |options: RankOptions| {
+        let q = Query {
+            question: "x",
+            schema,
+            preliminary: Some(hypothesis),
+            seed: 0,
+            options,
+        };
+        let scores = lexical_scores(&pool, "x", schema);
+        pool.examples[rank(&pool, Method::Hyde, &q, 1, &scores)[0]].sql.clone()
+    };
+    let target = "SELECT name FROM customer WHERE city = 'Oslo'";
+    assert_eq!(
+        best(RankOptions {
+            hyde_by: HydeBy::SqlText,
+            keep_identifiers: false
+        }),
+        target
+    );
+    assert_eq!(
+        best(RankOptions {
+            hyde_by: HydeBy::Skeleton,
+            keep_identifiers: true
+        }),
+        target
+    );
 }

@@ -3,7 +3,7 @@
 
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::report::Format;
-use crate::retrieval::evaluate::{evaluate, render};
+use crate::retrieval::evaluate::{Selectors, evaluate, render};
 use crate::retrieval::select::Method;
 use crate::run::record::{PREDICTIONS_FILE, read_records};
 use anyhow::{Context, Result, bail};
@@ -21,6 +21,7 @@ pub struct RetrievalOptions {
     pub similarity: String,
     pub base_url: String,
     pub api_key_env: String,
+    pub options: crate::retrieval::select::RankOptions,
     pub format: Format,
 }
 
@@ -102,15 +103,12 @@ pub fn run(opts: &RetrievalOptions) -> Result<()> {
     let dense = dense_scores(opts, &pool, &questions, &schemas)?;
     let start = std::time::Instant::now();
     let prelim_of = |e: &Example| prelim.get(&e.id).cloned();
-    let scores = evaluate(
-        &pool,
-        &questions,
-        &schemas,
-        &opts.selectors,
-        opts.k,
-        &prelim_of,
-        dense.as_ref(),
-    );
+    let selectors = Selectors {
+        methods: &opts.selectors,
+        k: opts.k,
+        options: opts.options,
+    };
+    let scores = evaluate(&pool, &questions, &schemas, &selectors, &prelim_of, dense.as_ref());
     let ranking = start.elapsed();
     print!("{}", render(&scores, opts.format));
     eprintln!(

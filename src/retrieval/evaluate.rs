@@ -57,7 +57,7 @@ pub struct SelectorScore {
 
 /// Scores one question's retrieved examples.
 fn score_one(pool: &ExamplePool, retrieved: &[usize], gold: &str, level: Option<Hardness>) -> Totals {
-    let target = skeleton(gold, true);
+    let target = skeleton(gold, true); // precision is always judged on DAIL's masked skeleton
     let n = retrieved.len().max(1) as f64;
     let equal = retrieved
         .iter()
@@ -80,17 +80,26 @@ fn score_one(pool: &ExamplePool, retrieved: &[usize], gold: &str, level: Option<
     }
 }
 
-/// Evaluates each method on every question. `preliminary[id]` is the
-/// hypothetical answer given to methods that need one.
+/// What to evaluate: the selectors, how many examples each returns, and the
+/// options of the SQL-based ones.
+pub struct Selectors<'a> {
+    pub methods: &'a [Method],
+    pub k: usize,
+    pub options: super::select::RankOptions,
+}
+
+/// Evaluates each selector on every question. `preliminary(question)` is the
+/// hypothetical answer given to selectors that need one; `dense_scores` holds
+/// embedding scores by question id (BM25 where absent).
 pub fn evaluate(
     pool: &ExamplePool,
     questions: &[Example],
     schemas: &SchemaSet,
-    methods: &[Method],
-    k: usize,
+    selectors: &Selectors<'_>,
     preliminary: &dyn Fn(&Example) -> Option<String>,
     dense_scores: Option<&std::collections::HashMap<usize, super::select::Scores>>,
 ) -> Vec<SelectorScore> {
+    let Selectors { methods, k, options } = *selectors;
     let prepared: Vec<(&Example, Option<Hardness>, Option<String>)> = questions
         .iter()
         .filter(|e| schemas.get(&e.db_id).is_some())
@@ -112,6 +121,7 @@ pub fn evaluate(
                         schema: schemas.get(&e.db_id).expect("filtered"),
                         preliminary: prelim.as_deref(),
                         seed: e.id as u64,
+                        options,
                     };
                     let lexical;
                     let scores = match dense_scores.and_then(|d| d.get(&e.id)) {

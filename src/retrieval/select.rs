@@ -71,6 +71,26 @@ pub struct Query<'a> {
     pub preliminary: Option<&'a str>,
     /// Per-question seed for `random`.
     pub seed: u64,
+    pub options: RankOptions,
+}
+
+/// How a hypothetical answer is compared with pool SQL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HydeBy {
+    /// Similarity of SQL skeletons (token edit distance).
+    #[default]
+    Skeleton,
+    /// BM25 similarity of the SQL texts.
+    SqlText,
+}
+
+/// Options of the SQL-based selectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankOptions {
+    pub hyde_by: HydeBy,
+    /// Keep table and column names in skeletons (DAIL-SQL masks them).
+    pub keep_identifiers: bool,
 }
 
 /// A question's similarity to every pool example: by its question, and by
@@ -193,10 +213,15 @@ fn splitmix(mut x: u64) -> u64 {
 pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores: &Scores) -> Vec<usize> {
     let questions = || scores.question.clone();
     let by_skeleton = |candidates: &[usize], prelim: &str| {
-        let target = skeleton(prelim, true);
         let tie = questions();
+        if q.options.hyde_by == HydeBy::SqlText {
+            let sql = pool.text_index(PoolText::Sql).scores(prelim);
+            return top_k(&sql, k, Some(candidates));
+        }
+        let keep = q.options.keep_identifiers;
+        let target = skeleton(prelim, !keep);
         // Many pool examples share a skeleton: compare with each distinct one once.
-        let distinct = pool.distinct_skeletons();
+        let distinct = pool.distinct_skeletons(keep);
         let mut scored: Vec<(usize, f64)> = if candidates.len() < distinct.skeletons.len() {
             candidates
                 .iter()

@@ -60,9 +60,13 @@ pub struct ExamplesConfig {
     /// The strategy that writes the hypothetical answer for hyde,
     /// difficulty-matched and dail (rungs joined with '+').
     pub preliminary: String,
-    /// Question similarity: "bm25" (no model) or "openai:MODEL" (the
-    /// embeddings API of the run's endpoint).
+    /// Question similarity: "bm25" (no model), "local:all-minilm-l6-v2",
+    /// or "openai:MODEL" (the embeddings API of the run's endpoint).
     pub similarity: String,
+    /// How hyde compares the hypothetical answer with pool SQL.
+    pub hyde_by: crate::retrieval::select::HydeBy,
+    /// Keep identifiers in skeletons (DAIL-SQL masks them).
+    pub keep_identifiers: bool,
 }
 
 impl Default for ExamplesConfig {
@@ -74,6 +78,8 @@ impl Default for ExamplesConfig {
             seed: 0,
             preliminary: "zero-shot".into(),
             similarity: "bm25".into(),
+            hyde_by: Default::default(),
+            keep_identifiers: false,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct PoolExample {
     pub hardness: Option<Hardness>,
     /// The SQL skeleton with values and identifiers masked.
     pub skeleton: String,
+    /// The SQL skeleton with values masked, identifiers kept.
+    pub skeleton_kept: String,
     /// The question with schema words and values masked.
     pub masked_question: String,
 }
@@ -38,7 +40,8 @@ pub struct ExamplePool {
     /// Lexical indexes over the questions, masked questions and SQL, built
     /// on first use.
     indexes: [std::sync::OnceLock<crate::retrieval::similarity::Bm25Index>; 3],
-    distinct: std::sync::OnceLock<DistinctSkeletons>,
+    /// Distinct skeletons, identifiers masked [0] and kept [1].
+    distinct: [std::sync::OnceLock<DistinctSkeletons>; 2],
 }
 
 /// The pool's distinct SQL skeletons.
@@ -74,6 +77,7 @@ impl ExamplePool {
                     .and_then(|s| get_sql(s, &e.gold).ok())
                     .map(|s| hardness(&s)),
                 skeleton: skeleton(&e.gold, true),
+                skeleton_kept: skeleton(&e.gold, false),
                 masked_question: dbs
                     .get(&e.db_id)
                     .map(|db| mask_question(&e.question, &db.schema))
@@ -89,16 +93,21 @@ impl ExamplePool {
     }
 
     /// The distinct skeletons of the pool, and which one each example has.
-    pub fn distinct_skeletons(&self) -> &DistinctSkeletons {
-        self.distinct.get_or_init(|| {
+    pub fn distinct_skeletons(&self, keep_identifiers: bool) -> &DistinctSkeletons {
+        self.distinct[usize::from(keep_identifiers)].get_or_init(|| {
             let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
             let mut skeletons = Vec::new();
             let of_example = self
                 .examples
                 .iter()
                 .map(|e| {
-                    *index.entry(e.skeleton.as_str()).or_insert_with(|| {
-                        skeletons.push(e.skeleton.clone());
+                    let s = if keep_identifiers {
+                        &e.skeleton_kept
+                    } else {
+                        &e.skeleton
+                    };
+                    *index.entry(s.as_str()).or_insert_with(|| {
+                        skeletons.push(s.clone());
                         skeletons.len() - 1
                     })
                 })

@@ -23,6 +23,7 @@ pub struct RetrievalSelector {
     preliminary: Option<Arc<dyn Strategy>>,
     schema: Arc<dyn SchemaRenderer>,
     similarity: Arc<crate::retrieval::select::Similarity>,
+    options: crate::retrieval::select::RankOptions,
 }
 
 #[async_trait::async_trait]
@@ -45,7 +46,13 @@ impl ExampleSelector for RetrievalSelector {
                 Some(scores)
             }
         };
-        let (pool, method, k, seed) = (self.pool.clone(), self.method, self.k, q.example.id as u64);
+        let (pool, method, k, seed, options) = (
+            self.pool.clone(),
+            self.method,
+            self.k,
+            q.example.id as u64,
+            self.options,
+        );
         let (question, schema) = (q.example.question.clone(), q.db.schema.clone());
         // Ranking scans the whole pool: keep it off the async threads.
         let ids = crate::exec::sandbox::off_async(move || {
@@ -55,6 +62,7 @@ impl ExampleSelector for RetrievalSelector {
                 schema: &schema,
                 preliminary: hypothesis.as_deref(),
                 seed,
+                options,
             };
             rank(&pool, method, &query, k, &scores)
         })
@@ -135,6 +143,10 @@ impl Pipeline {
                         preliminary,
                         schema: schema.clone(),
                         similarity: resources.similarity(&config.examples.similarity)?,
+                        options: crate::retrieval::select::RankOptions {
+                            hyde_by: config.examples.hyde_by,
+                            keep_identifiers: config.examples.keep_identifiers,
+                        },
                     })
                 }
             }
