@@ -9,20 +9,14 @@
 //! same inputs in the same run and print the speed-up. Data: $SPIDER_DATA,
 //! else ../shared/spider.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 10;
 const OFFICIAL_RUNS: usize = 3;
-
-fn data_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SPIDER_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.join("dev.json").is_file())
-}
 
 fn time(mut cmd: Command) -> Duration {
     let start = Instant::now();
@@ -66,7 +60,7 @@ fn write_inputs(data: &Path, dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn main() {
-    let Some(data) = data_dir() else {
+    let Some(data) = common::spider_data() else {
         println!("eval_gold: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
         return;
     };

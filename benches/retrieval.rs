@@ -8,21 +8,16 @@
 //! Needs the Spider data ($SPIDER_DATA or ../shared/spider) and the model
 //! (`spider-bench models fetch all-minilm-l6-v2`); skipped otherwise.
 
+mod common;
+
 use spider_bench::dataset::{Spider, Split};
 use spider_bench::retrieval::embed::DenseIndex;
 use spider_bench::retrieval::local::{MINILM_NAME, MiniLm, models_dir};
 use spider_bench::retrieval::select::{Method, Query, Scores, rank};
-use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
-    let data = [
-        std::env::var_os("SPIDER_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.join("dev.json").is_file());
+    let data = common::spider_data();
     let model_dir = models_dir().join(MINILM_NAME);
     let (Some(data), true) = (data, model_dir.join("model.safetensors").is_file()) else {
         println!("retrieval: SKIPPED (needs the Spider data and `spider-bench models fetch {MINILM_NAME}`)");

@@ -14,9 +14,10 @@
 #[allow(dead_code)]
 mod fake_llm;
 
+mod common;
+
 use fake_llm::{FakeLlm, Reply, gold_answers};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,13 +36,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn main() {
-    let data = [
-        std::env::var_os("SPIDER_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.join("dev.json").is_file());
+    let data = common::spider_data();
     let Some(data) = data else {
         println!("run_fake_server: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
         return;

@@ -184,3 +184,45 @@ impl Summary {
         out
     }
 }
+
+/// Renders a table of text rows (first column left-aligned, the rest right)
+/// as a terminal table, Markdown or CSV, followed by `note` (not in CSV).
+/// JSON has no generic form: callers serialize their own rows.
+pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: &str) -> String {
+    match format {
+        Format::Csv | Format::Json => {
+            let mut out = header.join(",") + "\n";
+            for r in rows {
+                out.push_str(&(r.join(",") + "\n"));
+            }
+            out
+        }
+        Format::Markdown => {
+            let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+            for r in rows {
+                out.push_str(&format!("| {} |\n", r.join(" | ")));
+            }
+            format!("{out}\n{note}")
+        }
+        Format::Table => {
+            let mut t = Table::new();
+            t.load_style(presets::UTF8_FULL_CONDENSED);
+            t.set_header(header.to_vec());
+            for r in rows {
+                t.add_row(
+                    r.iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if i == 0 {
+                                Cell::new(c)
+                            } else {
+                                Cell::new(c).set_alignment(CellAlignment::Right)
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            format!("{t}\n{note}")
+        }
+    }
+}

@@ -9,7 +9,6 @@ use crate::eval::exact::{Hardness, hardness};
 use crate::eval::parse::get_sql;
 use crate::report::Format;
 use crate::strategy::examples::ExamplePool;
-use comfy_table::{Cell, CellAlignment, Table, presets};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -197,40 +196,6 @@ pub fn render(scores: &[SelectorScore], format: Format) -> String {
     );
     match format {
         Format::Json => serde_json::to_string_pretty(scores).expect("serializes") + "\n",
-        Format::Csv => {
-            let mut out = HEADER.join(",") + "\n";
-            for s in scores {
-                out.push_str(&(row(s).join(",") + "\n"));
-            }
-            out
-        }
-        Format::Markdown => {
-            let mut out = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
-            for s in scores {
-                out.push_str(&format!("| {} |\n", row(s).join(" | ")));
-            }
-            out + "\n" + &note
-        }
-        Format::Table => {
-            let mut t = Table::new();
-            t.load_style(presets::UTF8_FULL_CONDENSED);
-            t.set_header(HEADER.to_vec());
-            for s in scores {
-                t.add_row(
-                    row(s)
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            if i == 0 {
-                                Cell::new(c)
-                            } else {
-                                Cell::new(c).set_alignment(CellAlignment::Right)
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                );
-            }
-            format!("{t}\n{note}")
-        }
+        _ => crate::report::render_grid(&HEADER, &scores.iter().map(row).collect::<Vec<_>>(), format, &note),
     }
 }

@@ -4,7 +4,6 @@ use super::record::RunRecord;
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
 use crate::report::Format;
-use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -124,41 +123,14 @@ fn row(s: &StrategySummary) -> Vec<String> {
 pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(summaries).expect("serializes") + "\n",
-        Format::Csv => {
-            let mut out = HEADER.join(",") + "\n";
-            for s in summaries {
-                out.push_str(&(row(s).join(",") + "\n"));
-            }
-            out
-        }
-        Format::Markdown => {
-            let mut out = format!("| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
-            for s in summaries {
-                out.push_str(&format!("| {} |\n", row(s).join(" | ")));
-            }
-            out.push_str("\nEX: execution accuracy (%), by hardness; EM: exact-set match (%).\n");
-            out
-        }
-        Format::Table => {
-            let mut t = Table::new();
-            t.load_style(presets::UTF8_FULL_CONDENSED);
-            t.set_header(HEADER.iter().map(Cell::new).collect::<Vec<_>>());
-            for s in summaries {
-                t.add_row(
-                    row(s)
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            if i == 0 {
-                                Cell::new(c)
-                            } else {
-                                Cell::new(c).set_alignment(CellAlignment::Right)
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                );
-            }
-            format!("{t}\nEX: execution accuracy (%), by hardness; EM: exact-set match (%).\n")
+        _ => {
+            let rows: Vec<Vec<String>> = summaries.iter().map(row).collect();
+            crate::report::render_grid(
+                &HEADER,
+                &rows,
+                format,
+                "EX: execution accuracy (%), by hardness; EM: exact-set match (%).\n",
+            )
         }
     }
 }
