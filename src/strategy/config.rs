@@ -164,6 +164,34 @@ pub const RUNGS: &[(&str, &str)] = &[
         "self-consistency",
         "5 samples at temperature 0.8, each repaired as exec-retry, majority vote by execution result",
     ),
+    (
+        "rag-random",
+        "3 train examples at random per question (the retrieval baseline)",
+    ),
+    (
+        "rag-question",
+        "3 train examples with the most similar questions (BM25)",
+    ),
+    (
+        "rag-masked-question",
+        "3 train examples with the most similar questions once schema words and values are masked",
+    ),
+    (
+        "rag-hyde",
+        "3 train examples whose SQL skeleton is closest to a zero-shot hypothetical answer (HyDE)",
+    ),
+    (
+        "rag-difficulty",
+        "3 most similar train questions of the hardness predicted from a zero-shot answer",
+    ),
+    (
+        "rag-hyde-difficulty",
+        "HyDE among train examples of the predicted hardness",
+    ),
+    (
+        "rag-dail",
+        "DAIL-SQL: masked-question neighbours re-ranked by skeleton similarity to a zero-shot answer",
+    ),
 ];
 
 fn apply_rung(c: &mut StrategyConfig, rung: &str) -> Result<()> {

@@ -24,6 +24,8 @@ pub struct RetrievalSelector {
     schema: Arc<dyn SchemaRenderer>,
     similarity: Arc<crate::retrieval::select::Similarity>,
     options: crate::retrieval::select::RankOptions,
+    /// Mixed with the question id for `random`.
+    seed: u64,
 }
 
 #[async_trait::async_trait]
@@ -50,7 +52,7 @@ impl ExampleSelector for RetrievalSelector {
             self.pool.clone(),
             self.method,
             self.k,
-            q.example.id as u64,
+            self.seed ^ q.example.id as u64,
             self.options,
         );
         let (question, schema) = (q.example.question.clone(), q.db.schema.clone());
@@ -143,6 +145,7 @@ impl Pipeline {
                         preliminary,
                         schema: schema.clone(),
                         similarity: resources.similarity(&config.examples.similarity)?,
+                        seed: config.examples.seed,
                         options: crate::retrieval::select::RankOptions {
                             hyde_by: config.examples.hyde_by,
                             keep_identifiers: config.examples.keep_identifiers,
