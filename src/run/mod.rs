@@ -489,7 +489,8 @@ async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) ->
         model_failure: prediction.failure,
         tokens_in,
         tokens_out,
-        latency_ms: c.iter().map(|x| x.latency_ms).sum(),
+        // (+ 0.0: an empty f64 sum is -0.0)
+        latency_ms: c.iter().map(|x| x.latency_ms).sum::<f64>() + 0.0,
         calls: c.len(),
         cost_usd: ctx.prices.cost(&ctx.model_name, tokens_in, tokens_out),
         cache_keys: c.iter().map(|x| x.cache_key.clone()).collect(),
