@@ -3,6 +3,7 @@
 //! override parameters.
 
 use super::prompt::PromptStyle;
+use crate::retrieval::select::Method;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -15,37 +16,33 @@ pub struct SchemaConfig {
     pub sample_rows: usize,
 }
 
+/// How a strategy chooses its examples: none, a fixed set, or one of the
+/// retrieval methods (written as their names: `hyde`, `dail`...).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SelectorKind {
+    Basic(BasicSelector),
+    Retrieve(crate::retrieval::select::Method),
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum SelectorKind {
+pub enum BasicSelector {
     None,
     /// The same k train examples for every question.
     Fixed,
-    /// k at random per question (the retrieval baseline).
-    Random,
-    QuestionSimilarity,
-    MaskedQuestionSimilarity,
-    /// Retrieval by a hypothetical answer's SQL skeleton (HyDE).
-    Hyde,
-    DifficultyMatched,
-    HydeDifficulty,
-    Dail,
 }
 
 impl SelectorKind {
+    pub const NONE: SelectorKind = SelectorKind::Basic(BasicSelector::None);
+    pub const FIXED: SelectorKind = SelectorKind::Basic(BasicSelector::Fixed);
+
     /// The retrieval method, for the selectors that retrieve.
     pub fn method(self) -> Option<crate::retrieval::select::Method> {
-        use crate::retrieval::select::Method;
-        Some(match self {
-            SelectorKind::None | SelectorKind::Fixed => return None,
-            SelectorKind::Random => Method::Random,
-            SelectorKind::QuestionSimilarity => Method::QuestionSimilarity,
-            SelectorKind::MaskedQuestionSimilarity => Method::MaskedQuestionSimilarity,
-            SelectorKind::Hyde => Method::Hyde,
-            SelectorKind::DifficultyMatched => Method::DifficultyMatched,
-            SelectorKind::HydeDifficulty => Method::HydeDifficulty,
-            SelectorKind::Dail => Method::Dail,
-        })
+        match self {
+            SelectorKind::Retrieve(m) => Some(m),
+            SelectorKind::Basic(_) => None,
+        }
     }
 }
 
@@ -72,7 +69,7 @@ pub struct ExamplesConfig {
 impl Default for ExamplesConfig {
     fn default() -> Self {
         ExamplesConfig {
-            selector: SelectorKind::None,
+            selector: SelectorKind::NONE,
             k: 0,
             with_schema: false,
             seed: 0,
@@ -198,7 +195,7 @@ fn apply_rung(c: &mut StrategyConfig, rung: &str) -> Result<()> {
     match rung {
         "zero-shot" => {}
         "few-shot" => {
-            c.examples.selector = SelectorKind::Fixed;
+            c.examples.selector = SelectorKind::FIXED;
             if c.examples.k == 0 {
                 c.examples.k = 3;
             }
@@ -210,13 +207,13 @@ fn apply_rung(c: &mut StrategyConfig, rung: &str) -> Result<()> {
         "exec-retry" => c.repair.rounds = c.repair.rounds.max(3),
         rag if rag.starts_with("rag-") => {
             c.examples.selector = match rag {
-                "rag-random" => SelectorKind::Random,
-                "rag-question" => SelectorKind::QuestionSimilarity,
-                "rag-masked-question" => SelectorKind::MaskedQuestionSimilarity,
-                "rag-hyde" => SelectorKind::Hyde,
-                "rag-difficulty" => SelectorKind::DifficultyMatched,
-                "rag-hyde-difficulty" => SelectorKind::HydeDifficulty,
-                "rag-dail" => SelectorKind::Dail,
+                "rag-random" => SelectorKind::Retrieve(Method::Random),
+                "rag-question" => SelectorKind::Retrieve(Method::QuestionSimilarity),
+                "rag-masked-question" => SelectorKind::Retrieve(Method::MaskedQuestionSimilarity),
+                "rag-hyde" => SelectorKind::Retrieve(Method::Hyde),
+                "rag-difficulty" => SelectorKind::Retrieve(Method::DifficultyMatched),
+                "rag-hyde-difficulty" => SelectorKind::Retrieve(Method::HydeDifficulty),
+                "rag-dail" => SelectorKind::Retrieve(Method::Dail),
                 other => bail!("unknown retrieval rung {other:?}"),
             };
             if c.examples.k == 0 {
@@ -306,6 +303,26 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("telepathy")
+        );
+    }
+
+    #[test]
+    fn selectors_are_named_in_toml() {
+        let c = from_toml("[examples]\nselector = \"dail\"\nk = 4\n", "x").unwrap();
+        assert_eq!(c.examples.selector.method(), Some(Method::Dail));
+        assert_eq!(
+            from_toml("[examples]\nselector = \"fixed\"\n", "x")
+                .unwrap()
+                .examples
+                .selector,
+            SelectorKind::FIXED
+        );
+        assert!(from_toml("[examples]\nselector = \"psychic\"\n", "x").is_err());
+        assert_eq!(
+            toml::Value::try_from(SelectorKind::Retrieve(Method::Hyde))
+                .unwrap()
+                .as_str(),
+            Some("hyde")
         );
     }
 

@@ -109,7 +109,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: StrategyConfig, resources: &Resources) -> Result<Pipeline> {
         let schema: Arc<dyn SchemaRenderer> = Arc::new(CreateTables::new(config.schema.sample_rows));
-        let examples: Box<dyn ExampleSelector> = if config.examples.selector == SelectorKind::None {
+        let examples: Box<dyn ExampleSelector> = if config.examples.selector == SelectorKind::NONE {
             Box::new(NoExamples)
         } else {
             let Some(pool) = &resources.pool else {

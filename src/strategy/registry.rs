@@ -116,7 +116,7 @@ impl Found {
     pub fn needs_examples(&self) -> bool {
         match self {
             Found::Rust(s) => s.needs_examples,
-            Found::Config(c) => c.examples.selector != SelectorKind::None,
+            Found::Config(c) => c.examples.selector != SelectorKind::NONE,
         }
     }
 
