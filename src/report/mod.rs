@@ -128,45 +128,22 @@ impl Summary {
 
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Table => self.render_table(),
-            Format::Markdown => self.render_markdown(),
+            Format::Table | Format::Markdown => self.render_grid(format),
             Format::Csv => self.render_csv(),
             Format::Json => serde_json::to_string_pretty(self).expect("summary serializes") + "\n",
         }
     }
 
-    fn render_table(&self) -> String {
-        let mut t = Table::new();
-        t.load_style(presets::UTF8_FULL_CONDENSED);
-        let mut header = vec![Cell::new("")];
-        header.extend(
-            self.columns()
-                .iter()
-                .map(|(name, _)| Cell::new(name).set_alignment(CellAlignment::Right)),
-        );
-        t.set_header(header);
-        for (label, cells) in self.rows() {
-            let mut r = vec![Cell::new(label)];
-            r.extend(
-                cells
-                    .into_iter()
-                    .map(|c| Cell::new(c).set_alignment(CellAlignment::Right)),
-            );
-            t.add_row(r);
-        }
-        format!("{t}\n{}\n", self.footer().join("\n"))
-    }
-
-    fn render_markdown(&self) -> String {
-        let names: Vec<&str> = self.columns().iter().map(|(n, _)| *n).collect();
-        let mut out = format!("| | {} |\n|---|{}\n", names.join(" | "), "---:|".repeat(names.len()));
-        for (label, cells) in self.rows() {
-            out.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
-        }
-        for line in self.footer() {
-            out.push_str(&format!("\n{line}\n"));
-        }
-        out
+    /// The official layout as a terminal table or Markdown.
+    fn render_grid(&self, format: Format) -> String {
+        let mut header = vec![""];
+        header.extend(self.columns().iter().map(|(name, _)| *name));
+        let rows: Vec<Vec<String>> = self
+            .rows()
+            .into_iter()
+            .map(|(label, cells)| [vec![label], cells].concat())
+            .collect();
+        render_grid(&header, &rows, format, &(self.footer().join("\n") + "\n"))
     }
 
     fn render_csv(&self) -> String {
@@ -198,7 +175,8 @@ pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: 
             out
         }
         Format::Markdown => {
-            let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+            let numeric = "---:|".repeat(header.len().saturating_sub(1));
+            let mut out = format!("| {} |\n|---|{numeric}\n", header.join(" | "));
             for r in rows {
                 out.push_str(&format!("| {} |\n", r.join(" | ")));
             }
@@ -207,7 +185,19 @@ pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: 
         Format::Table => {
             let mut t = Table::new();
             t.load_style(presets::UTF8_FULL_CONDENSED);
-            t.set_header(header.to_vec());
+            t.set_header(
+                header
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        if i == 0 {
+                            Cell::new(h)
+                        } else {
+                            Cell::new(h).set_alignment(CellAlignment::Right)
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            );
             for r in rows {
                 t.add_row(
                     r.iter()

@@ -22,7 +22,7 @@ pub const RUST_STRATEGIES: &[RustStrategy] = &[RustStrategy {
     name: "schema-link",
     description: "two steps: the model names the tables it needs, then writes the query seeing only them",
     needs_examples: false,
-    build: |_| Ok(Arc::new(super::custom::schema_link::SchemaLink)),
+    build: |_| Ok(Arc::new(super::custom::schema_link::SchemaLink::default())),
 }];
 
 /// One listed strategy.

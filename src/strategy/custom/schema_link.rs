@@ -7,10 +7,21 @@ use crate::dataset::schema::DbSchema;
 use crate::llm::{ChatRequest, GenParams, LlmError, Message};
 use crate::strategy::extract::extract_sql;
 use crate::strategy::prompt::{PromptStyle, build_messages};
-use crate::strategy::schema::render_create_tables;
+use crate::strategy::schema::{CreateTables, SchemaRenderer, render_create_tables};
 use crate::strategy::{Candidate, Env, Prediction, Question, Strategy};
 
-pub struct SchemaLink;
+pub struct SchemaLink {
+    /// The whole schema, rendered once per database.
+    full: CreateTables,
+}
+
+impl Default for SchemaLink {
+    fn default() -> Self {
+        SchemaLink {
+            full: CreateTables::new(0),
+        }
+    }
+}
 
 const LINK_PROMPT: &str = "List the tables of this database that are needed to answer the question, \
 one name per line, nothing else.";
@@ -31,7 +42,7 @@ impl Strategy for SchemaLink {
 
     async fn predict(&self, q: &Question<'_>, env: &Env) -> Result<Prediction, LlmError> {
         let params = GenParams::default();
-        let full = render_create_tables(&q.db.schema, q.db.sqlite.as_deref(), 0);
+        let full = self.full.render(q.db);
         let link = ChatRequest {
             messages: vec![
                 Message::system(LINK_PROMPT),
