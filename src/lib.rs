@@ -8,6 +8,7 @@
 
 pub mod commands;
 pub mod dataset;
+pub mod download;
 pub mod eval;
 pub mod exec;
 pub mod llm;

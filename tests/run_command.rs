@@ -83,7 +83,7 @@ fn a_server_that_answers_the_gold_makes_every_rung_score_100_percent() {
         b["messages"][1]["content"]
             .as_str()
             .unwrap()
-            .contains("Examples (other databases)")
+            .contains("Examples of questions and their SQL")
     };
     assert!(bodies.iter().any(has_examples));
     assert!(!bodies.iter().all(has_examples));
@@ -437,7 +437,7 @@ fn retrieval_rungs_run_end_to_end_and_count_their_preliminary_calls() {
             .filter(|b| b["messages"][1]["content"]
                 .as_str()
                 .unwrap()
-                .contains("Examples (other databases)"))
+                .contains("Examples of questions and their SQL"))
             .count()
             > 50
     );

@@ -7,17 +7,30 @@ use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};
 use crate::strategy::registry::list;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// Runs, then prints the comparison table and where the run folder is.
 pub fn run_command(opts: &RunOptions, format: Format) -> Result<()> {
     let outcome = run(opts)?;
     print!("{}", render_comparison(&outcome.summaries, format));
+    let calls = if outcome.local_stats.is_some() {
+        "local generations"
+    } else {
+        "HTTP requests"
+    };
     eprintln!(
-        "run folder: {}  ({} HTTP requests, {} completions from the cache)",
+        "run folder: {}  ({} {calls}, {} completions from the cache)",
         outcome.dir.display(),
         outcome.http_calls,
         outcome.cache_hits
     );
+    if let Some(stats) = outcome
+        .local_stats
+        .as_ref()
+        .filter(|s| s.generations.load(Ordering::Relaxed) > 0)
+    {
+        eprintln!("local model: {}", stats.describe());
+    }
     Ok(())
 }
 

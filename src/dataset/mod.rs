@@ -2,6 +2,7 @@
 //! `train_others.json`, `tables.json`, `dev_gold.sql`, `train_gold.sql` and
 //! `database/<db_id>/<db_id>.sqlite`.
 
+pub mod fetch;
 pub mod predictions;
 pub mod schema;
 

@@ -3,8 +3,7 @@
 //! and sample index, so a re-run with the same inputs makes no HTTP call and
 //! gets the same answers. The API key is never part of what is stored.
 
-use super::client::OpenAiClient;
-use super::{ChatModel, ChatRequest, Completion, LlmError, Message, ModelIdentity};
+use super::{ChatModel, ChatRequest, Completion, Generator, LlmError, Message, ModelIdentity};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -140,33 +139,34 @@ pub struct CacheStats {
     pub misses: AtomicU64,
 }
 
-/// The HTTP client behind the cache.
+/// A backend behind the cache.
 pub struct CachedModel {
-    client: Arc<OpenAiClient>,
+    backend: Arc<dyn Generator>,
     cache: Option<Cache>,
     mode: CacheMode,
     pub stats: CacheStats,
 }
 
 impl CachedModel {
-    pub fn new(client: Arc<OpenAiClient>, cache: Option<Cache>, mode: CacheMode) -> Self {
+    pub fn new(backend: Arc<dyn Generator>, cache: Option<Cache>, mode: CacheMode) -> Self {
         CachedModel {
-            client,
+            backend,
             cache,
             mode,
             stats: CacheStats::default(),
         }
     }
 
-    pub fn client(&self) -> &OpenAiClient {
-        &self.client
+    /// Calls that reached the backend (0 when everything came from the cache).
+    pub fn backend_calls(&self) -> u64 {
+        self.backend.calls()
     }
 }
 
 #[async_trait::async_trait]
 impl ChatModel for CachedModel {
     async fn complete(&self, req: &ChatRequest) -> Result<Vec<Completion>, LlmError> {
-        let id = self.client.identity();
+        let id = self.backend.identity();
         let descriptions: Vec<serde_json::Value> = (0..req.n)
             .map(|i| request_description(&id, &req.messages, req, i))
             .collect();
@@ -195,7 +195,7 @@ impl ChatModel for CachedModel {
                 )));
             }
             let fresh = self
-                .client
+                .backend
                 .generate(&req.messages, &req.params, missing.len() as u32)
                 .await?;
             for (&i, raw) in missing.iter().zip(fresh) {
@@ -219,6 +219,6 @@ impl ChatModel for CachedModel {
     }
 
     fn identity(&self) -> ModelIdentity {
-        self.client.identity()
+        self.backend.identity()
     }
 }

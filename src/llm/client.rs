@@ -4,7 +4,7 @@
 //! 429/5xx/timeouts that honour `Retry-After`, and `n` samples sent natively
 //! or as separate requests where the server ignores `n`.
 
-use super::{GenParams, LlmError, Message, ModelIdentity};
+use super::{GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::RngExt;
 use serde::Deserialize;
@@ -62,15 +62,6 @@ impl ClientConfig {
     }
 }
 
-/// One answer of one HTTP call, before caching.
-#[derive(Clone, Debug)]
-pub struct RawCompletion {
-    pub text: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub latency_ms: f64,
-}
-
 /// Counters for the run summary.
 #[derive(Debug, Default)]
 pub struct ClientStats {
@@ -126,7 +117,7 @@ enum Attempt {
     Fail(LlmError),
 }
 
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     // reqwest's rustls needs a process-wide provider; ring builds with a C
     // compiler only. Installing twice is harmless (the second call fails).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -165,35 +156,6 @@ impl OpenAiClient {
             endpoint: self.config.base_url.clone(),
             model: self.config.model.clone(),
         }
-    }
-
-    /// `k` samples: one request with `n = k` while the server honours `n`,
-    /// then separate requests for whatever is missing.
-    pub async fn generate(
-        &self,
-        messages: &[Message],
-        params: &GenParams,
-        k: u32,
-    ) -> Result<Vec<RawCompletion>, LlmError> {
-        let mut out = Vec::with_capacity(k as usize);
-        if k > 1 && !self.ignores_n.load(Ordering::Relaxed) {
-            out = self.call(messages, params, k).await?;
-            if out.len() < k as usize {
-                self.ignores_n.store(true, Ordering::Relaxed);
-            }
-            out.truncate(k as usize);
-        }
-        while out.len() < k as usize {
-            // Vary the seed so that servers which honour it do not return the
-            // same sample again.
-            let p = GenParams {
-                seed: params.seed.map(|s| s + out.len() as u64),
-                ..params.clone()
-            };
-            let mut one = self.call(messages, &p, 1).await?;
-            out.append(&mut one);
-        }
-        Ok(out)
     }
 
     /// One logical request (with retries) for `n` choices.
@@ -345,6 +307,41 @@ impl OpenAiClient {
             _ => {}
         }
         Attempt::Done(text)
+    }
+}
+
+#[async_trait::async_trait]
+impl Generator for OpenAiClient {
+    /// `k` samples: one request with `n = k` while the server honours `n`,
+    /// then separate requests for whatever is missing.
+    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+        let mut out = Vec::with_capacity(k as usize);
+        if k > 1 && !self.ignores_n.load(Ordering::Relaxed) {
+            out = self.call(messages, params, k).await?;
+            if out.len() < k as usize {
+                self.ignores_n.store(true, Ordering::Relaxed);
+            }
+            out.truncate(k as usize);
+        }
+        while out.len() < k as usize {
+            // Vary the seed so that servers which honour it do not return the
+            // same sample again.
+            let p = GenParams {
+                seed: params.seed.map(|s| s + out.len() as u64),
+                ..params.clone()
+            };
+            let mut one = self.call(messages, &p, 1).await?;
+            out.append(&mut one);
+        }
+        Ok(out)
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        OpenAiClient::identity(self)
+    }
+
+    fn calls(&self) -> u64 {
+        self.stats.http_calls.load(Ordering::Relaxed)
     }
 }
 

@@ -1,11 +1,14 @@
-//! Chat models behind one trait: the OpenAI-compatible HTTP client
-//! ([`client::OpenAiClient`]), wrapped by the on-disk cache
-//! ([`cache::CachedModel`]). Every completion carries its usage, latency and
+//! Chat models behind one trait. Two backends generate fresh samples (the
+//! [`Generator`] trait): the OpenAI-compatible HTTP client
+//! ([`client::OpenAiClient`]) and the embedded llama.cpp model
+//! ([`local::LocalModel`]); either is wrapped by the on-disk cache
+//! ([`cache::CachedModel`]), so caching and accounting are the same for both. Every completion carries its usage, latency and
 //! cache key, so a replay from the cache reports exactly what the original
 //! run did.
 
 pub mod cache;
 pub mod client;
+pub mod local;
 pub mod pricing;
 
 use serde::{Deserialize, Serialize};
@@ -110,4 +113,27 @@ pub trait ChatModel: Send + Sync {
 pub struct ModelIdentity {
     pub endpoint: String,
     pub model: String,
+}
+
+/// One fresh sample from a backend, before caching.
+#[derive(Clone, Debug)]
+pub struct RawCompletion {
+    pub text: String,
+    /// Usage is per call: a call for several samples puts it on the first.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: f64,
+}
+
+/// What the cache wraps: a backend that produces `k` fresh samples of a
+/// conversation (an HTTP endpoint or a model in this process).
+#[async_trait::async_trait]
+pub trait Generator: Send + Sync {
+    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError>;
+
+    /// What identifies the model in cache keys and reports (never secrets).
+    fn identity(&self) -> ModelIdentity;
+
+    /// Calls made to the backend so far (HTTP requests, or local generations).
+    fn calls(&self) -> u64;
 }

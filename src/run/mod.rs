@@ -13,6 +13,7 @@ use crate::eval::score::Scorer;
 use crate::exec::sandbox::{Limits, off_async};
 use crate::llm::cache::{Cache, CacheMode, CachedModel, default_cache_path};
 use crate::llm::client::{ClientConfig, OPENAI_BASE_URL, OpenAiClient};
+use crate::llm::local::{LazyLocal, LocalStats};
 use crate::llm::pricing::PriceTable;
 use crate::llm::{ChatModel, LlmError, ModelIdentity};
 use crate::strategy::examples::ExamplePool;
@@ -127,6 +128,8 @@ pub struct RunOutcome {
     /// HTTP requests made by this invocation (0 when served from the cache).
     pub http_calls: u64,
     pub cache_hits: u64,
+    /// Speed counters of the embedded model, when the run used it.
+    pub local_stats: Option<Arc<LocalStats>>,
 }
 
 fn sha256_file(path: &Path) -> Option<String> {
@@ -229,9 +232,32 @@ fn open_cache(opts: &RunOptions) -> Result<Option<Cache>> {
     })?))
 }
 
-fn build_model(opts: &RunOptions) -> Result<Arc<CachedModel>> {
+/// The model of the run behind the cache: the embedded llama.cpp model for
+/// "local:NAME" (loaded only when the cache cannot answer everything, so a
+/// replay needs no weights), else the HTTP client.
+fn build_model(opts: &RunOptions) -> Result<(Arc<CachedModel>, Option<Arc<LocalStats>>)> {
+    let cache = open_cache(opts)?;
+    if opts.model.starts_with("local:") {
+        let backend = Arc::new(LazyLocal::new(&opts.model)?);
+        let stats = backend.stats.clone();
+        return Ok((Arc::new(CachedModel::new(backend, cache, opts.cache_mode)), Some(stats)));
+    }
     let client = Arc::new(OpenAiClient::new(client_config(opts)?)?);
-    Ok(Arc::new(CachedModel::new(client, open_cache(opts)?, opts.cache_mode)))
+    Ok((Arc::new(CachedModel::new(client, cache, opts.cache_mode)), None))
+}
+
+/// The model a run uses when `--model` is not given: the local default
+/// where no API key and no `--base-url` are set; otherwise the user must say.
+pub fn default_model(base_url_given: bool, api_key_env: &str) -> Result<String> {
+    let has_key = std::env::var(api_key_env).is_ok_and(|k| !k.trim().is_empty());
+    if base_url_given || has_key {
+        bail!(
+            "name the model with --model (the name the server knows, e.g. gpt-4o-mini), \
+             or --model local:{} for the embedded model",
+            crate::models::DEFAULT_GENERATION_MODEL
+        );
+    }
+    Ok(format!("local:{}", crate::models::DEFAULT_GENERATION_MODEL))
 }
 
 /// Runs the strategies and returns the scored records.
@@ -293,7 +319,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let strategies: Vec<Arc<dyn Strategy>> = found.into_iter().map(|f| f.build(&resources)).collect::<Result<_>>()?;
     let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
 
-    let model = build_model(opts)?;
+    let (model, local_stats) = build_model(opts)?;
     let config = RunConfig {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         model: model.identity(),
@@ -355,8 +381,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         dir,
         records,
         summaries,
-        http_calls: model.client().stats.http_calls.load(Ordering::Relaxed),
+        http_calls: model.backend_calls(),
         cache_hits: model.stats.hits.load(Ordering::Relaxed),
+        local_stats,
     })
 }
 
@@ -507,9 +534,14 @@ async fn execute(
 ) -> Result<()> {
     let (mut checkpoint, existing) = Checkpoint::open(dir)?;
     let done = done_keys(&existing);
+    // Strategy by strategy, database by database: consecutive prompts share
+    // the system message and schema, which a local model keeps in its KV
+    // cache (and an HTTP server with prompt caching, too).
+    let mut by_db: Vec<&Example> = chosen.to_vec();
+    by_db.sort_by(|a, b| (&a.db_id, a.id).cmp(&(&b.db_id, b.id)));
     let todo: Vec<(&Arc<dyn Strategy>, &Example)> = strategies
         .iter()
-        .flat_map(|s| chosen.iter().map(move |e| (s, *e)))
+        .flat_map(|s| by_db.iter().map(move |e| (s, *e)))
         .filter(|(s, e)| !done.contains(&(s.name().to_string(), e.id)))
         .collect();
     let bar = progress_bar(

@@ -30,7 +30,7 @@ fn render_examples(examples: &[FewShot]) -> String {
     if examples.is_empty() {
         return String::new();
     }
-    let mut s = String::from("Examples (other databases):\n\n");
+    let mut s = String::from("Examples of questions and their SQL (on other databases):\n\n");
     for e in examples {
         if let Some(schema) = &e.schema {
             s.push_str(&format!("Schema:\n{schema}\n"));
@@ -46,8 +46,11 @@ pub fn build_messages(style: PromptStyle, schema: &str, examples: &[FewShot], qu
         PromptStyle::Plain => PLAIN_SYSTEM,
         PromptStyle::Cot => COT_SYSTEM,
     };
+    // The schema comes first: every question on a database then shares the
+    // prompt up to its examples, which a local model or an HTTP server with
+    // prompt caching computes once.
     let user = format!(
-        "{}Database schema:\n{schema}\n\nQuestion: {question}",
+        "Database schema:\n{schema}\n\n{}Question: {question}",
         render_examples(examples)
     );
     vec![Message::system(system), Message::user(user)]
