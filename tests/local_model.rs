@@ -13,19 +13,23 @@ use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, models_dir, s
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
+/// The installed default model, loaded anew (tests run in parallel: a test
+/// that looks at the KV cache needs a model of its own).
+fn load_model() -> Option<LocalModel> {
+    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
+    if !is_installed(spec, &models_dir()) {
+        return None;
+    }
+    let gguf = spec.gguf().unwrap();
+    let path = models_dir().join(spec.name).join(gguf.name);
+    let config = LocalConfig::new(DEFAULT_GENERATION_MODEL, &path, gguf.sha256);
+    Some(LocalModel::load(config, Arc::new(LocalStats::default())).unwrap())
+}
+
 /// The installed default model, loaded once per test process.
 fn model(test: &str) -> Option<&'static LocalModel> {
     static MODEL: OnceLock<Option<LocalModel>> = OnceLock::new();
-    let model = MODEL.get_or_init(|| {
-        let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
-        if !is_installed(spec, &models_dir()) {
-            return None;
-        }
-        let gguf = spec.gguf().unwrap();
-        let path = models_dir().join(spec.name).join(gguf.name);
-        let config = LocalConfig::new(DEFAULT_GENERATION_MODEL, &path, gguf.sha256);
-        Some(LocalModel::load(config, Arc::new(LocalStats::default())).unwrap())
-    });
+    let model = MODEL.get_or_init(load_model);
     if model.is_none() {
         eprintln!(
             "SKIPPED {test}: {DEFAULT_GENERATION_MODEL} is not installed in {} (run `spider-bench models fetch`)",
@@ -119,9 +123,10 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
 
 #[test]
 fn a_shared_prefix_is_reused_and_gives_the_same_answer() {
-    let Some(model) = model("a_shared_prefix_is_reused_and_gives_the_same_answer") else {
+    if model("a_shared_prefix_is_reused_and_gives_the_same_answer").is_none() {
         return;
-    };
+    }
+    let model = &load_model().unwrap();
     let rt = runtime();
     let schema = "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, country TEXT, age INTEGER);\n\
                   CREATE TABLE concert (concert_id INTEGER PRIMARY KEY, singer_id INTEGER REFERENCES singer, year INTEGER);";
