@@ -14,8 +14,8 @@
 //!   as `run` orders them), answered in full: what a run costs, with the
 //!   schema prefix reused between questions on the same database.
 //!
-//! The reference is llama-cpp-python's OpenAI-compatible server, reached
-//! with spider-bench's own HTTP client. It is used when `$LLAMA_CPP_PYTHON`
+//! The reference is llama-cpp-python's OpenAI-compatible server, asked
+//! over HTTP with the same messages and parameters. It is used when `$LLAMA_CPP_PYTHON`
 //! (default: python3) can import llama_cpp.server; build it as README.md
 //! says. Otherwise only the local model is measured.
 //!
@@ -28,9 +28,10 @@ mod common;
 
 use spider_bench::dataset::{Example, Spider, Split};
 use spider_bench::exec::sandbox::Limits;
-use spider_bench::llm::client::{ClientConfig, OpenAiClient};
 use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
-use spider_bench::llm::{ChatModel, ChatRequest, Completion, GenParams, Generator, LlmError, Message, ModelIdentity};
+use spider_bench::llm::{
+    ChatModel, ChatRequest, Completion, GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion,
+};
 use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, models_dir, spec};
 use spider_bench::strategy::pipeline::Resources;
 use spider_bench::strategy::registry::find;
@@ -127,7 +128,7 @@ fn prompts(strategy: &str, spider: &Spider, examples: &[Example], resources: &Re
     for e in examples {
         let db = DbInfo {
             db_id: e.db_id.clone(),
-            schema: schemas[&e.db_id].clone(),
+            schema: schemas.get(&e.db_id).unwrap().clone(),
             sqlite: None,
         };
         rt.block_on(strategy.predict(&Question { example: e, db: &db }, &env))
@@ -184,6 +185,56 @@ fn measure(engine: &dyn Generator, conversations: &[Vec<Message>], rt: &tokio::r
     f.run_secs = started.elapsed().as_secs_f64();
     f.questions = conversations.len();
     f
+}
+
+/// The reference server, asked as spider-bench's HTTP client asks, plus
+/// `repeat_penalty: 1.0`: llama-cpp-python otherwise applies a repetition
+/// penalty of 1.1 even at temperature 0, and greedy answers would differ
+/// for that reason rather than the engine.
+struct Reference {
+    http: reqwest::Client,
+    url: String,
+}
+
+#[async_trait::async_trait]
+impl Generator for Reference {
+    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+        assert_eq!(k, 1);
+        let started = Instant::now();
+        let body = serde_json::json!({
+            "model": "local",
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "repeat_penalty": 1.0,
+        });
+        let answer: serde_json::Value = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| LlmError::Request(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| LlmError::Request(e.to_string()))?;
+        Ok(vec![RawCompletion {
+            text: answer["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string(),
+            prompt_tokens: answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+            completion_tokens: answer["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        }])
+    }
+    fn identity(&self) -> ModelIdentity {
+        ModelIdentity {
+            endpoint: self.url.clone(),
+            model: "local".into(),
+        }
+    }
+    fn calls(&self) -> u64 {
+        0
+    }
 }
 
 /// llama-cpp-python's server on a free port, killed on drop.
@@ -299,10 +350,11 @@ fn main() {
     }
     let mut reference_figures = Vec::new();
     if let Some((_server, url)) = start_reference(&gguf, threads) {
-        let mut config = ClientConfig::new(&url, "local", None);
-        config.request_timeout = Duration::from_secs(600);
-        config.max_retries = 0;
-        let client = OpenAiClient::new(config).unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Reference {
+            http: reqwest::Client::new(),
+            url: format!("{url}/chat/completions"),
+        };
         for (style, conversations) in &styles {
             let f = measure(&client, conversations, &rt);
             rows.push(row("llama-cpp-python server", style, &f));
@@ -343,5 +395,15 @@ fn main() {
             ratio(local.run_secs, reference.run_secs),
             local.answers.len()
         );
+        // Where greedy answers differ, show where they part (two llama.cpp
+        // builds can break near-ties between tokens differently).
+        for (a, b) in local.answers.iter().zip(&reference.answers).filter(|(a, b)| a != b) {
+            let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+            println!(
+                "  differ after {common} characters: {:?} | {:?}",
+                a.chars().skip(common).take(40).collect::<String>(),
+                b.chars().skip(common).take(40).collect::<String>()
+            );
+        }
     }
 }
