@@ -220,7 +220,10 @@ impl Generator for Reference {
             .await
             .map_err(|e| LlmError::Request(e.to_string()))?;
         Ok(vec![RawCompletion {
-            text: answer["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string(),
+            text: answer["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             prompt_tokens: answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
             completion_tokens: answer["usage"]["completion_tokens"].as_u64().unwrap_or(0),
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -18,7 +18,7 @@ fn spider_zip(extra: &[(&str, &[u8])]) -> Vec<u8> {
     {
         let mut zip = zip::ZipWriter::new(&mut buf);
         let options = zip::write::SimpleFileOptions::default();
-        let mut add_dir = |zip: &mut zip::ZipWriter<_>, dir: &Path, prefix: &str| {
+        let add_dir = |zip: &mut zip::ZipWriter<_>, dir: &Path, prefix: &str| {
             let mut stack = vec![(dir.to_path_buf(), prefix.to_string())];
             while let Some((dir, prefix)) = stack.pop() {
                 for entry in std::fs::read_dir(&dir).unwrap() {
@@ -90,7 +90,7 @@ fn the_zip_is_downloaded_verified_and_extracted() {
         "dev.json",
         "tables.json",
         "dev_gold.sql",
-        "database/concert_singer/concert_singer.sqlite",
+        "database/concert_hall/concert_hall.sqlite",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
@@ -169,7 +169,7 @@ fn from_links_an_existing_copy() {
     assert!(out.status.success(), "{}", stderr(&out));
     let link = std::fs::symlink_metadata(dir.join("database")).unwrap();
     assert!(link.file_type().is_symlink());
-    assert!(dir.join("database/concert_singer/concert_singer.sqlite").is_file());
+    assert!(dir.join("database/concert_hall/concert_hall.sqlite").is_file());
 
     let copied = tmp.path().join("copy");
     let out = spider_bench(&["data", "fetch", "--copy", "--from", mini.to_str().unwrap()], &copied);
