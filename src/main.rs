@@ -115,26 +115,7 @@ enum ModelsCommand {
 enum DataCommand {
     /// Put Spider 1.0 in the data folder: download the official zip
     /// (verified, extracted), or link/copy an existing copy with --from.
-    Fetch {
-        /// Data folder to fill.
-        #[arg(long, default_value = spider_bench::dataset::DEFAULT_DATA_DIR)]
-        dir: PathBuf,
-        /// Where the zip is (default: the official release).
-        #[arg(long, conflicts_with = "from")]
-        url: Option<String>,
-        /// Expected sha256 of the zip; another file is refused.
-        #[arg(long, conflicts_with = "from")]
-        sha256: Option<String>,
-        /// An existing Spider folder to link (or copy) instead of downloading.
-        #[arg(long, value_name = "DIR")]
-        from: Option<PathBuf>,
-        /// Copy --from instead of linking it.
-        #[arg(long, requires = "from")]
-        copy: bool,
-        /// Replace a Spider copy already in the folder.
-        #[arg(long)]
-        force: bool,
-    },
+    Fetch(spider_bench::dataset::fetch::FetchOptions),
     /// Show what is present and missing, and run every gold query once.
     Check {
         #[arg(long, value_name = "DIR")]
@@ -366,23 +347,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Data {
-            command:
-                DataCommand::Fetch {
-                    dir,
-                    url,
-                    sha256,
-                    from,
-                    copy,
-                    force,
-                },
-        } => spider_bench::dataset::fetch::fetch(&spider_bench::dataset::fetch::FetchOptions {
-            dir,
-            url,
-            sha256,
-            from,
-            copy,
-            force,
-        }),
+            command: DataCommand::Fetch(options),
+        } => spider_bench::dataset::fetch::fetch(&options),
         Command::Data {
             command:
                 DataCommand::Check {

@@ -43,21 +43,8 @@ fn spider_zip(extra: &[(&str, &[u8])]) -> Vec<u8> {
     buf.into_inner()
 }
 
-/// Serves `files` (path -> bytes) on 127.0.0.1; returns the base URL.
-fn serve(files: Vec<(&'static str, Vec<u8>)>) -> (String, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut router = axum::Router::new();
-    for (path, bytes) in files {
-        router = router.route(path, axum::routing::get(move || async move { bytes.clone() }));
-    }
-    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}"), rt)
+fn serve(files: Vec<(&str, Vec<u8>)>) -> (String, tokio::runtime::Runtime) {
+    common::serve_files(files.into_iter().map(|(p, b)| (p.to_string(), b)).collect())
 }
 
 fn spider_bench(args: &[&str], dir: &Path) -> Output {

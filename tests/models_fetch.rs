@@ -4,6 +4,9 @@
 //! the installed all-MiniLM-L6-v2 (the test is skipped without it); a file
 //! with another hash is refused.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use spider_bench::models::{DEFAULT_EMBEDDING_MODEL, is_installed, models_dir, spec};
 use std::process::{Command, Output};
 
@@ -11,26 +14,18 @@ use std::process::{Command, Output};
 /// `corrupt`, the config has one byte changed.
 fn serve_hub(corrupt: bool) -> (String, tokio::runtime::Runtime) {
     let spec = spec(DEFAULT_EMBEDDING_MODEL).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut router = axum::Router::new();
-    for f in spec.files {
-        let mut bytes = std::fs::read(models_dir().join(spec.name).join(f.name)).unwrap();
-        if corrupt && f.name == "config.json" {
-            bytes[0] ^= 1;
-        }
-        router = router.route(
-            &format!("/{}", f.huggingface),
-            axum::routing::get(move || async move { bytes.clone() }),
-        );
-    }
-    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}"), rt)
+    let files = spec
+        .files
+        .iter()
+        .map(|f| {
+            let mut bytes = std::fs::read(models_dir().join(spec.name).join(f.name)).unwrap();
+            if corrupt && f.name == "config.json" {
+                bytes[0] ^= 1;
+            }
+            (format!("/{}", f.huggingface), bytes)
+        })
+        .collect();
+    common::serve_files(files)
 }
 
 fn fetch(endpoint: &str, dir: &std::path::Path) -> Output {

@@ -17,14 +17,25 @@ pub const OFFICIAL_URL: &str =
 /// The files a Spider folder must hold to be used.
 const REQUIRED: &[&str] = &["dev.json", "tables.json", "database"];
 
+#[derive(Debug, Clone, clap::Args)]
 pub struct FetchOptions {
+    /// Data folder to fill.
+    #[arg(long, default_value = super::DEFAULT_DATA_DIR)]
     pub dir: PathBuf,
+    /// Where the zip is (default: the official release).
+    #[arg(long, conflicts_with = "from")]
     pub url: Option<String>,
+    /// Expected sha256 of the zip; another file is refused.
+    #[arg(long, conflicts_with = "from")]
     pub sha256: Option<String>,
+    /// An existing Spider folder to link (or copy) instead of downloading.
+    #[arg(long, value_name = "DIR")]
     pub from: Option<PathBuf>,
-    /// Copy `--from` instead of linking it.
+    /// Copy --from instead of linking it.
+    #[arg(long, requires = "from")]
     pub copy: bool,
-    /// Replace what the folder holds.
+    /// Replace a Spider copy already in the folder.
+    #[arg(long)]
     pub force: bool,
 }
 

@@ -93,3 +93,21 @@ pub fn hash_tree(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, S
     }
     out
 }
+
+/// Serves `files` (URL path -> bytes) over HTTP on 127.0.0.1 until the
+/// returned runtime is dropped; returns the base URL.
+pub fn serve_files(files: Vec<(String, Vec<u8>)>) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut router = axum::Router::new();
+    for (path, bytes) in files {
+        router = router.route(&path, axum::routing::get(move || async move { bytes.clone() }));
+    }
+    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}"), rt)
+}
