@@ -52,7 +52,8 @@ pub fn expand(names: &[String], strategies_dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The TOML strategy files of a folder (sorted), skipping the ladder file.
+/// The TOML strategy files of a folder (sorted), skipping list files such
+/// as the ladder (`rungs = [...]`).
 pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return vec![];
@@ -60,10 +61,25 @@ pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.file_stem().is_some_and(|s| s != "ladder"))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && strategy_list(p).is_none())
         .collect();
     files.sort();
     files
+}
+
+/// The list files of a folder (`ladder.toml`...): name and strategies.
+fn list_files(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, Vec<String>)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().to_string(), strategy_list(&p)?)))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Every strategy known here.
@@ -81,13 +97,11 @@ pub fn list(strategies_dir: &Path) -> Vec<Listing> {
         description: s.description.into(),
         source: "built-in (Rust)".into(),
     }));
-    if let Some(rungs) = strategy_list(&strategies_dir.join("ladder.toml")) {
-        out.push(Listing {
-            name: "ladder".into(),
-            description: rungs.join(", "),
-            source: "ladder.toml (a list)".into(),
-        });
-    }
+    out.extend(list_files(strategies_dir).into_iter().map(|(name, rungs)| Listing {
+        description: rungs.join(", "),
+        source: format!("{name}.toml (a list)"),
+        name,
+    }));
     for f in toml_files(strategies_dir) {
         match from_toml_file(&f) {
             Ok(c) => out.push(Listing {
