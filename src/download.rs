@@ -15,7 +15,7 @@ pub struct Downloaded {
 }
 
 /// A progress bar for `total` bytes (hidden when stderr is not a terminal).
-pub fn byte_bar(total: u64, label: &str) -> indicatif::ProgressBar {
+fn byte_bar(total: u64, label: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template("  {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")

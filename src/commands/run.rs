@@ -21,7 +21,7 @@ pub fn run_command(opts: &RunOptions, format: Format) -> Result<()> {
     eprintln!(
         "run folder: {}  ({} {calls}, {} completions from the cache)",
         outcome.dir.display(),
-        outcome.http_calls,
+        outcome.backend_calls,
         outcome.cache_hits
     );
     if let Some(stats) = outcome

@@ -3,7 +3,6 @@
 //! an existing copy (`--from DIR`, linked or copied).
 
 use anyhow::{Context, Result, bail};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The official Spider 1.0 release (spider_data.zip, linked from
@@ -94,14 +93,12 @@ fn place_from(from: &Path, dir: &Path, copy: bool) -> Result<()> {
         );
     }
     let from = from.canonicalize()?;
-    for source in entries(&from)? {
-        let target = dir.join(source.file_name().expect("entries have names"));
-        remove_any(&target)?;
-        let linked = !copy && symlink(&source, &target).is_ok();
-        if !linked {
-            copy_tree(&source, &target)?;
+    place_entries(&from, dir, |source, target| {
+        if copy || symlink(source, target).is_err() {
+            copy_tree(source, target)?;
         }
-    }
+        Ok(())
+    })?;
     eprintln!(
         "{} {} into {}",
         if copy { "copied" } else { "linked" },
@@ -166,7 +163,9 @@ fn download_official(opts: &FetchOptions) -> Result<()> {
     let staged = work.join("unzipped");
     let _ = std::fs::remove_dir_all(&staged);
     let root = extract(&zip_path, &staged)?;
-    place_moving(&root, &opts.dir)?;
+    place_entries(&root, &opts.dir, |source, target| {
+        std::fs::rename(source, target).with_context(|| format!("cannot move {} into place", target.display()))
+    })?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
@@ -205,9 +204,8 @@ fn extract(zip_path: &Path, staged: &Path) -> Result<PathBuf> {
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes)?;
-        std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+        let mut file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        std::io::copy(&mut entry, &mut file).with_context(|| format!("cannot write {}", out.display()))?;
     }
     if let Some(f) = missing_in(staged) {
         bail!("the zip's Spider folder has no {f}");
@@ -215,12 +213,13 @@ fn extract(zip_path: &Path, staged: &Path) -> Result<PathBuf> {
     Ok(staged.to_path_buf())
 }
 
-/// Moves every entry of `from` into `dir`, replacing what is there.
-fn place_moving(from: &Path, dir: &Path) -> Result<()> {
+/// Puts every entry of `from` (but a README) at the same name in `dir`
+/// with `place`, replacing what is there.
+fn place_entries(from: &Path, dir: &Path, place: impl Fn(&Path, &Path) -> Result<()>) -> Result<()> {
     for source in entries(from)? {
         let target = dir.join(source.file_name().expect("entries have names"));
         remove_any(&target)?;
-        std::fs::rename(&source, &target).with_context(|| format!("cannot move {} into place", target.display()))?;
+        place(&source, &target)?;
     }
     Ok(())
 }

@@ -33,6 +33,16 @@ pub fn default_cache_path() -> PathBuf {
     base.join("spider-bench").join("llm-cache.sqlite")
 }
 
+/// Where pool embeddings are stored: `embeddings/` beside the LLM cache
+/// file (`cache`, else the default one).
+pub fn embeddings_dir(cache: Option<&Path>) -> PathBuf {
+    let cache = cache.map(Path::to_path_buf).unwrap_or_else(default_cache_path);
+    cache
+        .parent()
+        .map(|p| p.join("embeddings"))
+        .unwrap_or_else(|| PathBuf::from("embeddings"))
+}
+
 pub struct Cache {
     conn: Mutex<Connection>,
     path: PathBuf,

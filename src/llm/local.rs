@@ -162,10 +162,6 @@ impl LocalModel {
             )
             .map_err(|e| LlmError::Request(format!("cannot apply the chat template: {e}")))
     }
-
-    pub fn config(&self) -> &LocalConfig {
-        &self.config
-    }
 }
 
 #[async_trait::async_trait]
@@ -379,7 +375,7 @@ impl<'m> Engine<'m> {
         self.stats
             .generation_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         Ok((text, generated))
     }
 }
@@ -409,11 +405,6 @@ impl LazyLocal {
             model: tokio::sync::OnceCell::new(),
             stats: Arc::default(),
         })
-    }
-
-    /// Installs (where missing) and loads the model now.
-    pub fn load_blocking(&self) -> Result<LocalModel> {
-        load_installed(&self.name, self.gguf, self.stats.clone())
     }
 
     async fn model(&self) -> Result<&LocalModel, LlmError> {

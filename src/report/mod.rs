@@ -165,6 +165,18 @@ impl Summary {
 /// Renders a table of text rows (first column left-aligned, the rest right)
 /// as a terminal table, Markdown or CSV, followed by `note` (not in CSV).
 /// JSON has no generic form: callers serialize their own rows.
+/// A table row: the first column is a label, the others are numbers.
+fn grid_cells<S: AsRef<str>>(values: &[S]) -> Vec<Cell> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match i {
+            0 => Cell::new(v.as_ref()),
+            _ => Cell::new(v.as_ref()).set_alignment(CellAlignment::Right),
+        })
+        .collect()
+}
+
 pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: &str) -> String {
     match format {
         Format::Csv | Format::Json => {
@@ -185,32 +197,9 @@ pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: 
         Format::Table => {
             let mut t = Table::new();
             t.load_style(presets::UTF8_FULL_CONDENSED);
-            t.set_header(
-                header
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| {
-                        if i == 0 {
-                            Cell::new(h)
-                        } else {
-                            Cell::new(h).set_alignment(CellAlignment::Right)
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            );
+            t.set_header(grid_cells(header));
             for r in rows {
-                t.add_row(
-                    r.iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            if i == 0 {
-                                Cell::new(c)
-                            } else {
-                                Cell::new(c).set_alignment(CellAlignment::Right)
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                );
+                t.add_row(grid_cells(r));
             }
             format!("{t}\n{note}")
         }

@@ -125,8 +125,9 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub records: Vec<RunRecord>,
     pub summaries: Vec<StrategySummary>,
-    /// HTTP requests made by this invocation (0 when served from the cache).
-    pub http_calls: u64,
+    /// Calls that reached the model (HTTP requests, or local generations)
+    /// in this invocation: 0 when everything came from the cache.
+    pub backend_calls: u64,
     pub cache_hits: u64,
     /// Speed counters of the embedded model, when the run used it.
     pub local_stats: Option<Arc<LocalStats>>,
@@ -381,7 +382,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         dir,
         records,
         summaries,
-        http_calls: model.backend_calls(),
+        backend_calls: model.backend_calls(),
         cache_hits: model.stats.hits.load(Ordering::Relaxed),
         local_stats,
     })
@@ -397,6 +398,7 @@ async fn prepare_dense(
 ) -> Result<BTreeMap<String, Arc<crate::retrieval::select::Similarity>>> {
     use crate::retrieval::select::Similarity;
     let mut out = BTreeMap::new();
+    let store = crate::llm::cache::embeddings_dir(opts.cache.as_deref());
     for f in found {
         let crate::strategy::registry::Found::Config(c) = f else {
             continue;
@@ -405,11 +407,6 @@ async fn prepare_dense(
         if name == "bm25" || out.contains_key(name) || c.examples.selector.method().is_none() {
             continue;
         }
-        let cache_path = opts.cache.clone().unwrap_or_else(default_cache_path);
-        let store = cache_path
-            .parent()
-            .map(|p| p.join("embeddings"))
-            .unwrap_or_else(|| PathBuf::from("embeddings"));
         let embedder = embedder_for(name, opts).with_context(|| format!("strategy {}", c.name))?;
         out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
