@@ -26,6 +26,7 @@
 
 mod common;
 
+use spider_bench::dataset::DbInfo;
 use spider_bench::dataset::{Example, Spider, Split};
 use spider_bench::exec::sandbox::Limits;
 use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
@@ -33,9 +34,9 @@ use spider_bench::llm::{
     ChatModel, ChatRequest, Completion, GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion,
 };
 use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, models_dir, spec};
-use spider_bench::strategy::pipeline::Resources;
-use spider_bench::strategy::registry::find;
-use spider_bench::strategy::{DbInfo, Env, Question};
+use spider_bench::strategy::registry::{build, find};
+use spider_bench::strategy::step::Resources;
+use spider_bench::strategy::{Env, Question};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -116,21 +117,19 @@ fn prompts(strategy: &str, spider: &Spider, examples: &[Example], resources: &Re
     let env = Env {
         model: recorder.clone(),
         limits: Limits::default(),
+        schemas: Default::default(),
     };
-    let strategy = find(strategy, Path::new("strategies"))
-        .unwrap()
-        .build(resources)
-        .unwrap();
+    let strategy = build(&find(strategy, Path::new("strategies")).unwrap(), resources).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     for e in examples {
-        let db = DbInfo {
+        let db = Arc::new(DbInfo {
             db_id: e.db_id.clone(),
             schema: schemas.get(&e.db_id).unwrap().clone(),
             sqlite: None,
-        };
+        });
         rt.block_on(strategy.predict(&Question { example: e, db: &db }, &env))
             .unwrap();
     }
@@ -322,6 +321,7 @@ fn main() {
     let resources = Resources {
         pool: Some(spider_bench::run::load_pool(&spider).unwrap()),
         dense: Default::default(),
+        strategies_dir: PathBuf::from("strategies"),
     };
     let styles: Vec<(&str, Vec<Vec<Message>>)> = ["zero-shot", "few-shot"]
         .into_iter()

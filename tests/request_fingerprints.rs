@@ -171,7 +171,10 @@ fn fingerprint(strategy: &str) -> (usize, String) {
     // may name a key twice: a prompt asked again is served by the cache).
     let sent: BTreeSet<String> = bodies.iter().flat_map(|b| keys_of(b, &server.url)).collect();
     let recorded: BTreeSet<String> = outcome.records.iter().flat_map(|r| r.cache_keys.clone()).collect();
-    assert_eq!(sent, recorded, "{strategy}: records' cache keys are not the requests' keys");
+    assert_eq!(
+        sent, recorded,
+        "{strategy}: records' cache keys are not the requests' keys"
+    );
 
     let mut lines: Vec<String> = bodies
         .iter()

@@ -7,7 +7,7 @@ use spider_bench::dataset::Spider;
 use spider_bench::retrieval::select::{Method, Query, lexical_scores, rank};
 use spider_bench::retrieval::skeleton::skeleton;
 
-fn pool() -> (Spider, std::sync::Arc<spider_bench::strategy::examples::ExamplePool>) {
+fn pool() -> (Spider, std::sync::Arc<spider_bench::retrieval::pool::ExamplePool>) {
     let spider = Spider::open(&common::mini_spider()).unwrap();
     let pool = spider_bench::run::load_pool(&spider).unwrap();
     (spider, pool)

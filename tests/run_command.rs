@@ -397,7 +397,11 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
     });
     assert!(rows_prompt.is_some(), "zero-shot-rows shows sample rows");
     let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/config.json")).unwrap()).unwrap();
-    assert_eq!(config["strategies"][9]["parameters"]["schema"]["sample_rows"], 3);
+    let first_step = &config["strategies"][9]["parameters"]["steps"][0];
+    assert_eq!(
+        (&first_step["step"], &first_step["parameters"]["sample_rows"]),
+        (&Value::from("schema"), &Value::from(3))
+    );
 }
 
 #[test]

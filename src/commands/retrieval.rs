@@ -54,7 +54,7 @@ fn preliminary_answers(spec: &str, examples: &[Example]) -> Result<HashMap<usize
 /// Embedding scores of every question, when the similarity is not BM25.
 fn dense_scores(
     opts: &RetrievalOptions,
-    pool: &std::sync::Arc<crate::strategy::examples::ExamplePool>,
+    pool: &std::sync::Arc<crate::retrieval::pool::ExamplePool>,
     questions: &[Example],
     schemas: &crate::dataset::SchemaSet,
 ) -> Result<Option<HashMap<usize, crate::retrieval::select::Scores>>> {

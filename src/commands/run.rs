@@ -64,18 +64,41 @@ fn run_label(dir: &Path, config: &RunConfig) -> String {
     format!("{}, {}", config.model.model, name)
 }
 
-/// Lists every strategy with a one-line description.
+/// Lists every strategy with its steps, then the step kinds and the rules
+/// by which `+` composes strategies.
 pub fn strategies(dir: &Path) -> Result<()> {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["strategy", "description", "from"]);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    t.set_header(vec!["strategy", "steps", "description", "from"]);
     for s in list(dir) {
-        t.add_row(vec![s.name, s.description, s.source]);
+        t.add_row(vec![s.name, s.steps, s.description, s.source]);
     }
     println!("{t}");
+    let mut k = comfy_table::Table::new();
+    k.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    k.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    k.set_header(vec!["step", "needs before it", "what it does"]);
+    for step in crate::strategy::steps::STEPS {
+        k.add_row(vec![
+            step.name.to_string(),
+            step.needs.join(", "),
+            step.summary.to_string(),
+        ]);
+    }
+    println!("{k}");
+    println!("{COMPOSITION_RULES}");
     println!(
-        "Combine rungs with '+', e.g. cot+self-consistency; add TOML files to {}.",
+        "Strategy files: {} (extends = \"a+b\", steps = [...], and tables named after a step); prompts: prompts/*.jinja.",
         dir.display()
     );
     Ok(())
 }
+
+/// How `+` composes strategies (src/strategy/step.rs implements it).
+pub const COMPOSITION_RULES: &str = "Compose strategies with '+' (e.g. cot+self-consistency), left to right:
+  1. a step of a kind already in the list merges into the first step of that kind,
+     parameter by parameter; the right-hand strategy's value wins;
+  2. a step of a new kind is inserted before the first step that comes later in the flow:
+     schema, link-tables, classify, examples, subquestions, prompt, generate, extract,
+     self-correct, execute, repair, vote.";

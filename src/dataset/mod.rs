@@ -2,6 +2,7 @@
 //! `train_others.json`, `tables.json`, `dev_gold.sql`, `train_gold.sql` and
 //! `database/<db_id>/<db_id>.sqlite`.
 
+pub mod db;
 pub mod fetch;
 pub mod predictions;
 pub mod schema;
@@ -10,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub use db::DbInfo;
 pub use schema::{DbSchema, SchemaSet};
 
 /// Environment variable naming the data folder when `--data` is not given.

@@ -1,6 +1,7 @@
 //! Retrieval measured on its own, apart from generation: for each question,
 //! how the examples a selector returns compare with the gold query.
 
+use super::pool::ExamplePool;
 use super::select::{Method, Query, rank};
 use super::skeleton::{similarity, skeleton};
 use crate::dataset::Example;
@@ -8,7 +9,6 @@ use crate::dataset::schema::SchemaSet;
 use crate::eval::exact::{Hardness, hardness};
 use crate::eval::parse::get_sql;
 use crate::report::Format;
-use crate::strategy::examples::ExamplePool;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;

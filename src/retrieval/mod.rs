@@ -5,6 +5,7 @@ pub mod embed;
 pub mod evaluate;
 pub mod local;
 pub mod mask;
+pub mod pool;
 pub mod select;
 pub mod similarity;
 pub mod skeleton;

@@ -3,12 +3,12 @@
 //! examples of the predicted difficulty, or DAIL-SQL's re-ranking.
 
 use super::mask::mask_question;
+use super::pool::{ExamplePool, PoolText};
 use super::similarity::{TextIndex, top_k};
 use super::skeleton::{similarity, skeleton};
 use crate::dataset::schema::DbSchema;
 use crate::eval::exact::hardness;
 use crate::eval::parse::get_sql;
-use crate::strategy::examples::{ExamplePool, PoolText};
 use serde::{Deserialize, Serialize};
 
 /// A way to rank the pool.

@@ -5,6 +5,7 @@ pub mod record;
 pub mod select;
 pub mod summary;
 
+use crate::dataset::DbInfo;
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::exact::hardness;
 use crate::eval::judge::{JudgeConfig, Mode};
@@ -16,10 +17,11 @@ use crate::llm::client::{ClientConfig, OPENAI_BASE_URL, OpenAiClient};
 use crate::llm::local::{LazyLocal, LocalStats};
 use crate::llm::pricing::PriceTable;
 use crate::llm::{ChatModel, LlmError, ModelIdentity};
-use crate::strategy::examples::ExamplePool;
-use crate::strategy::pipeline::Resources;
-use crate::strategy::registry::{expand, find};
-use crate::strategy::{DbInfo, Env, Question, Strategy};
+use crate::retrieval::pool::ExamplePool;
+use crate::strategy::registry::{build, expand, find};
+use crate::strategy::spec::StrategySpec;
+use crate::strategy::step::Resources;
+use crate::strategy::{Env, Question, Strategy};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use record::{Checkpoint, RunRecord, done_keys, rewrite_sorted};
@@ -305,7 +307,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let found = names
         .iter()
         .map(|n| find(n, &opts.strategies_dir))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<StrategySpec>>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let pool = if found.iter().any(|f| f.needs_examples()) {
         Some(load_pool(&spider)?)
@@ -316,8 +318,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         Some(pool) => runtime.block_on(prepare_dense(&found, pool, opts))?,
         None => Default::default(),
     };
-    let resources = Resources { pool, dense };
-    let strategies: Vec<Arc<dyn Strategy>> = found.into_iter().map(|f| f.build(&resources)).collect::<Result<_>>()?;
+    let resources = Resources {
+        pool,
+        dense,
+        strategies_dir: opts.strategies_dir.clone(),
+    };
+    let strategies: Vec<Arc<dyn Strategy>> = found.iter().map(|f| build(f, &resources)).collect::<Result<_>>()?;
     let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
 
     let (model, local_stats) = build_model(opts)?;
@@ -362,6 +368,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let env = Arc::new(Env {
         model: model.clone() as Arc<dyn ChatModel>,
         limits,
+        schemas: Default::default(),
     });
     let ctx = RunContext {
         scorer,
@@ -392,22 +399,24 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
 /// ("openai:MODEL": the embeddings API of the run's endpoint, same key and
 /// cache). Vectors are stored beside the LLM cache.
 async fn prepare_dense(
-    found: &[crate::strategy::registry::Found],
+    found: &[StrategySpec],
     pool: &Arc<ExamplePool>,
     opts: &RunOptions,
 ) -> Result<BTreeMap<String, Arc<crate::retrieval::select::Similarity>>> {
     use crate::retrieval::select::Similarity;
     let mut out = BTreeMap::new();
     let store = crate::llm::cache::embeddings_dir(opts.cache.as_deref());
-    for f in found {
-        let crate::strategy::registry::Found::Config(c) = f else {
-            continue;
-        };
-        let name = &c.examples.similarity;
-        if name == "bm25" || out.contains_key(name) || c.examples.selector.method().is_none() {
+    for spec in found.iter().filter(|s| s.needs_examples()) {
+        let name = spec
+            .params_of("examples")
+            .and_then(|p| p.get("similarity"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("bm25")
+            .to_string();
+        if name == "bm25" || out.contains_key(&name) {
             continue;
         }
-        let embedder = embedder_for(name, opts).with_context(|| format!("strategy {}", c.name))?;
+        let embedder = embedder_for(&name, opts).with_context(|| format!("strategy {}", spec.name))?;
         out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
     Ok(out)
@@ -519,6 +528,7 @@ async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) ->
         cost_usd: ctx.prices.cost(&ctx.model_name, tokens_in, tokens_out),
         cache_keys: c.iter().map(|x| x.cache_key.clone()).collect(),
         candidates: prediction.candidates,
+        trace: prediction.trace,
     })
 }
 

@@ -5,7 +5,7 @@
 
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
-use crate::strategy::Candidate;
+use crate::strategy::{Candidate, TraceEvent};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -40,6 +40,10 @@ pub struct RunRecord {
     pub cache_keys: Vec<String>,
     /// The samples behind a vote, or the single repaired answer.
     pub candidates: Vec<Candidate>,
+    /// What each step of the strategy did (absent in records written
+    /// before strategies were steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<TraceEvent>,
 }
 
 pub const PREDICTIONS_FILE: &str = "predictions.jsonl";

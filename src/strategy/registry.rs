@@ -2,33 +2,37 @@
 //! strategies written in Rust, and TOML files in `strategies/`.
 
 use super::Strategy;
-use super::config::{RUNGS, SelectorKind, StrategyConfig, from_rungs, from_toml_file};
-use super::pipeline::{Pipeline, Resources};
-use anyhow::{Context, Result};
+use super::chain::Chain;
+use super::spec::{Catalog, StrategySpec, rungs};
+use super::step::{BuildContext, Resources};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A strategy implemented in Rust. To add one: write a module implementing
-/// [`Strategy`], then add one line to [`RUST_STRATEGIES`].
+/// A strategy written in Rust: a function that makes its step list. To add
+/// one: write a module with that function, then add one line here.
 pub struct RustStrategy {
     pub name: &'static str,
-    pub description: &'static str,
-    /// Needs [`Resources::pool`].
-    pub needs_examples: bool,
-    pub build: fn(&Resources) -> Result<Arc<dyn Strategy>>,
+    pub spec: fn() -> StrategySpec,
+}
+
+impl RustStrategy {
+    pub fn spec(&self) -> StrategySpec {
+        (self.spec)()
+    }
 }
 
 pub const RUST_STRATEGIES: &[RustStrategy] = &[RustStrategy {
     name: "schema-link",
-    description: "two steps: the model names the tables it needs, then writes the query seeing only them",
-    needs_examples: false,
-    build: |_| Ok(Arc::new(super::custom::schema_link::SchemaLink::default())),
+    spec: super::custom::schema_link::spec,
 }];
 
 /// One listed strategy.
 pub struct Listing {
     pub name: String,
     pub description: String,
+    /// The steps, or the strategies of a list file.
+    pub steps: String,
     pub source: String,
 }
 
@@ -52,66 +56,62 @@ pub fn expand(names: &[String], strategies_dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The TOML strategy files of a folder (sorted), skipping list files such
-/// as the ladder (`rungs = [...]`).
-pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
+fn toml_paths(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return vec![];
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml") && strategy_list(p).is_none())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
     files
 }
 
-/// The list files of a folder (`ladder.toml`...): name and strategies.
-fn list_files(dir: &Path) -> Vec<(String, Vec<String>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    let mut out: Vec<(String, Vec<String>)> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().to_string(), strategy_list(&p)?)))
-        .collect();
-    out.sort();
-    out
+/// The TOML strategy files of a folder (sorted), skipping list files such
+/// as the ladder (`rungs = [...]`).
+pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    toml_paths(dir)
+        .into_iter()
+        .filter(|p| strategy_list(p).is_none())
+        .collect()
+}
+
+fn listing(spec: &StrategySpec, source: &str) -> Listing {
+    Listing {
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        steps: spec.steps_line(),
+        source: source.to_string(),
+    }
 }
 
 /// Every strategy known here.
 pub fn list(strategies_dir: &Path) -> Vec<Listing> {
-    let mut out: Vec<Listing> = RUNGS
-        .iter()
-        .map(|(n, d)| Listing {
-            name: n.to_string(),
-            description: d.to_string(),
-            source: "built-in rung".into(),
-        })
-        .collect();
-    out.extend(RUST_STRATEGIES.iter().map(|s| Listing {
-        name: s.name.into(),
-        description: s.description.into(),
-        source: "built-in (Rust)".into(),
-    }));
-    out.extend(list_files(strategies_dir).into_iter().map(|(name, rungs)| Listing {
-        description: rungs.join(", "),
-        source: format!("{name}.toml (a list)"),
-        name,
-    }));
-    for f in toml_files(strategies_dir) {
-        match from_toml_file(&f) {
-            Ok(c) => out.push(Listing {
-                name: c.name,
-                description: c.description,
-                source: f.display().to_string(),
-            }),
+    let mut out: Vec<Listing> = rungs().iter().map(|r| listing(r, "built-in rung")).collect();
+    out.extend(RUST_STRATEGIES.iter().map(|s| listing(&s.spec(), "built-in (Rust)")));
+    let catalog = Catalog::new(strategies_dir);
+    for f in toml_paths(strategies_dir) {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if let Some(names) = strategy_list(&f) {
+            out.push(Listing {
+                name,
+                description: String::new(),
+                steps: names.join(", "),
+                source: format!("{} (a list)", f.display()),
+            });
+            continue;
+        }
+        match catalog.from_file(&f) {
+            Ok(spec) => out.push(listing(&spec, &f.display().to_string())),
             Err(e) => out.push(Listing {
-                name: f.display().to_string(),
+                name,
                 description: format!("INVALID: {e:#}"),
+                steps: String::new(),
                 source: f.display().to_string(),
             }),
         }
@@ -119,47 +119,20 @@ pub fn list(strategies_dir: &Path) -> Vec<Listing> {
     out
 }
 
-/// A strategy found by name, not built yet.
-pub enum Found {
-    Rust(&'static RustStrategy),
-    Config(StrategyConfig),
+/// Finds a strategy: a rung, a Rust strategy, the name (or path) of a TOML
+/// file, or any of these joined with `+`.
+pub fn find(name: &str, strategies_dir: &Path) -> Result<StrategySpec> {
+    Catalog::new(strategies_dir).resolve(name)
 }
 
-impl Found {
-    /// Whether building it needs the train examples.
-    pub fn needs_examples(&self) -> bool {
-        match self {
-            Found::Rust(s) => s.needs_examples,
-            Found::Config(c) => c.examples.selector != SelectorKind::NONE,
-        }
-    }
-
-    pub fn build(self, resources: &Resources) -> Result<Arc<dyn Strategy>> {
-        match self {
-            Found::Rust(s) => (s.build)(resources),
-            Found::Config(c) => Ok(Arc::new(Pipeline::new(c, resources)?)),
-        }
-    }
-}
-
-/// Finds a strategy: a Rust strategy name, the name (or path) of a TOML
-/// file, or rungs joined with `+`.
-pub fn find(name: &str, strategies_dir: &Path) -> Result<Found> {
-    if let Some(s) = RUST_STRATEGIES.iter().find(|s| s.name == name) {
-        return Ok(Found::Rust(s));
-    }
-    let as_path = Path::new(name);
-    let file = if as_path.extension().is_some_and(|e| e == "toml") && as_path.is_file() {
-        Some(as_path.to_path_buf())
-    } else {
-        toml_files(strategies_dir)
-            .into_iter()
-            .find(|f| from_toml_file(f).map(|c| c.name == name).unwrap_or(false))
+/// Builds a found strategy.
+pub fn build(spec: &StrategySpec, resources: &Resources) -> Result<Arc<dyn Strategy>> {
+    let catalog = Catalog::new(&resources.strategies_dir);
+    let resolve = |name: &str| catalog.resolve(name);
+    let ctx = BuildContext {
+        resources,
+        base_dir: &resources.strategies_dir,
+        resolve: &resolve,
     };
-    Ok(Found::Config(match file {
-        Some(f) => from_toml_file(&f)?,
-        None => {
-            from_rungs(name).with_context(|| format!("no strategy named {name:?} (see `spider-bench strategies`)"))?
-        }
-    }))
+    Ok(Arc::new(Chain::build(spec, &ctx)?))
 }

@@ -1,42 +1,27 @@
 //! Schema rendering: the database as the model sees it.
 
-use super::DbInfo;
+use crate::dataset::DbInfo;
 use crate::dataset::schema::DbSchema;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Turns a database into prompt text.
-pub trait SchemaRenderer: Send + Sync {
-    fn render(&self, db: &DbInfo) -> Arc<str>;
-}
-
 /// `CREATE TABLE` statements with primary and foreign keys (names as in the
 /// database, types from the SQLite file when it is there), optionally
-/// followed by N sample rows per table. Rendered once per database.
-pub struct CreateTables {
-    pub sample_rows: usize,
-    rendered: Mutex<HashMap<String, Arc<str>>>,
+/// followed by N sample rows per table. Each (database, rows) is rendered
+/// once per run.
+#[derive(Default)]
+pub struct SchemaCache {
+    rendered: Mutex<HashMap<(String, usize), Arc<str>>>,
 }
 
-impl CreateTables {
-    pub fn new(sample_rows: usize) -> Self {
-        CreateTables {
-            sample_rows,
-            rendered: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl SchemaRenderer for CreateTables {
-    fn render(&self, db: &DbInfo) -> Arc<str> {
-        if let Some(text) = self.rendered.lock().expect("schema cache").get(&db.db_id) {
+impl SchemaCache {
+    pub fn render(&self, db: &DbInfo, sample_rows: usize) -> Arc<str> {
+        let key = (db.db_id.clone(), sample_rows);
+        if let Some(text) = self.rendered.lock().expect("schema cache").get(&key) {
             return text.clone();
         }
-        let text: Arc<str> = render_create_tables(&db.schema, db.sqlite.as_deref(), self.sample_rows).into();
-        self.rendered
-            .lock()
-            .expect("schema cache")
-            .insert(db.db_id.clone(), text.clone());
+        let text: Arc<str> = render_create_tables(&db.schema, db.sqlite.as_deref(), sample_rows).into();
+        self.rendered.lock().expect("schema cache").insert(key, text.clone());
         text
     }
 }

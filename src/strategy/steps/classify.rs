@@ -1,0 +1,134 @@
+//! `classify` (DIN-SQL's classification): the model says whether the
+//! question is easy (one table), non-nested (joins) or nested (sub-queries),
+//! and lists a nested question's sub-questions. Later steps read the state
+//! variables `class` ("easy", "non-nested", "nested") and `subquestions`.
+//! An answer without a class, or a failed call, counts as non-nested (the
+//! general prompt) and says so in the trace.
+
+use crate::llm::{ChatRequest, GenParams, LlmError};
+use crate::strategy::Env;
+use crate::strategy::state::QuestionState;
+use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::template::Template;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifyParams {
+    /// Sees `schema` and `question`.
+    pub template: String,
+    pub max_tokens: u32,
+    /// Sub-questions kept at most.
+    pub max_subquestions: usize,
+}
+
+impl Default for ClassifyParams {
+    fn default() -> Self {
+        ClassifyParams {
+            template: "classify".into(),
+            max_tokens: 256,
+            max_subquestions: 3,
+        }
+    }
+}
+
+pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
+    resolved::<ClassifyParams>("classify", p)
+}
+
+pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
+    let params: ClassifyParams = parse_params("classify", p)?;
+    let template = Template::load(&params.template, ctx.base_dir)?;
+    let mut recorded = serde_json::to_value(&params)?;
+    recorded["template"] = template.describe();
+    Ok(Built::new(Classify { params, template }, &recorded))
+}
+
+struct Classify {
+    params: ClassifyParams,
+    template: Template,
+}
+
+/// The class named in an answer (the first line naming one), and the
+/// sub-questions listed after it (`- ...` lines).
+pub fn parse_class(answer: &str, max_subquestions: usize) -> (Option<&'static str>, Vec<String>) {
+    let mut class = None;
+    let mut subquestions = Vec::new();
+    for line in answer.lines() {
+        let upper = line.to_uppercase().replace(['_', ' '], "-");
+        if class.is_none() {
+            class = if upper.contains("NON-NESTED") {
+                Some("non-nested")
+            } else if upper.contains("NESTED") {
+                Some("nested")
+            } else if upper.contains("EASY") {
+                Some("easy")
+            } else {
+                None
+            };
+            continue;
+        }
+        let item = line.trim_start();
+        if let Some(q) = item.strip_prefix("- ").or_else(|| item.strip_prefix("* "))
+            && !q.trim().is_empty()
+            && subquestions.len() < max_subquestions
+        {
+            subquestions.push(q.trim().to_string());
+        }
+    }
+    (class, subquestions)
+}
+
+#[async_trait::async_trait]
+impl Step for Classify {
+    async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
+        let vars = super::prompt::prompt_vars(state)?;
+        let req = ChatRequest {
+            messages: super::prompt::render(&self.template, &vars)?,
+            params: GenParams {
+                temperature: 0.0,
+                max_tokens: self.params.max_tokens,
+                seed: None,
+            },
+            n: 1,
+        };
+        let (class, subquestions) = match state.ask(env, &req).await {
+            Ok(c) => parse_class(&c[0].text, self.params.max_subquestions),
+            Err(LlmError::Request(e)) => {
+                state.note(format!("the classifying call failed ({e})"));
+                (None, vec![])
+            }
+            Err(fatal) => return Err(fatal),
+        };
+        let class = class.unwrap_or_else(|| {
+            state.note("no class in the answer: treated as non-nested");
+            "non-nested"
+        });
+        // A nested class without sub-questions is solved as non-nested.
+        let class = if class == "nested" && subquestions.is_empty() {
+            state.note("nested, but no sub-question listed: treated as non-nested");
+            "non-nested"
+        } else {
+            class
+        };
+        state.note(format!("{class}, {} sub-questions", subquestions.len()));
+        state.vars.insert("class".into(), class.into());
+        state.vars.insert("subquestions".into(), subquestions.into());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_class;
+
+    #[test]
+    fn classes_and_subquestions_are_read_from_free_text() {
+        let (c, s) = parse_class("Class: NESTED\n- Which singers are French?\n- How old are they?\n", 3);
+        assert_eq!((c, s.len()), (Some("nested"), 2));
+        assert_eq!(parse_class("non nested", 3).0, Some("non-nested"));
+        assert_eq!(parse_class("It is EASY.", 3).0, Some("easy"));
+        assert_eq!(parse_class("no idea", 3), (None, vec![]));
+        assert_eq!(parse_class("NESTED\n- a\n- b\n- c\n- d", 2).1, ["a", "b"]);
+    }
+}

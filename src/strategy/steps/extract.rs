@@ -1,0 +1,36 @@
+//! `extract`: the SQL in each answer (fenced blocks, prose around the query,
+//! reasoning before it); see [`crate::strategy::extract`].
+
+use crate::llm::LlmError;
+use crate::strategy::Env;
+use crate::strategy::extract::extract_sql;
+use crate::strategy::state::QuestionState;
+use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoParams {}
+
+pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
+    resolved::<NoParams>("extract", p)
+}
+
+pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
+    let params: NoParams = parse_params("extract", p)?;
+    Ok(Built::new(Extract, &params))
+}
+
+struct Extract;
+
+#[async_trait::async_trait]
+impl Step for Extract {
+    async fn apply(&self, state: &mut QuestionState, _: &Env) -> Result<(), LlmError> {
+        for d in state.candidates.iter_mut().filter(|d| d.sql.is_none()) {
+            d.sql = extract_sql(&d.answer);
+        }
+        let found = state.candidates.iter().filter(|d| d.sql.is_some()).count();
+        state.note(format!("SQL in {found} of {} answers", state.candidates.len()));
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! `link-tables` (schema linking): the model names the tables the question
+//! needs; the schema shown afterwards keeps only those (all of them when it
+//! names none we know, or when the call fails: linking is a help, not a
+//! condition).
+
+use crate::dataset::schema::DbSchema;
+use crate::llm::{ChatRequest, GenParams, LlmError};
+use crate::strategy::Env;
+use crate::strategy::schema::render_create_tables;
+use crate::strategy::state::{QuestionState, SchemaView};
+use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::template::Template;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkParams {
+    /// Sees `schema` and `question`.
+    pub template: String,
+    pub max_tokens: u32,
+}
+
+impl Default for LinkParams {
+    fn default() -> Self {
+        LinkParams {
+            template: "link-tables".into(),
+            max_tokens: GenParams::default().max_tokens,
+        }
+    }
+}
+
+pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
+    resolved::<LinkParams>("link-tables", p)
+}
+
+pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
+    let params: LinkParams = parse_params("link-tables", p)?;
+    let template = Template::load(&params.template, ctx.base_dir)?;
+    let mut recorded = serde_json::to_value(&params)?;
+    recorded["template"] = template.describe();
+    Ok(Built::new(LinkTables { params, template }, &recorded))
+}
+
+struct LinkTables {
+    params: LinkParams,
+    template: Template,
+}
+
+#[async_trait::async_trait]
+impl Step for LinkTables {
+    async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
+        let view = state
+            .schema
+            .clone()
+            .ok_or_else(|| LlmError::Request("no schema: put a `schema` step before link-tables".into()))?;
+        let vars = super::prompt::prompt_vars(state)?;
+        let req = ChatRequest {
+            messages: super::prompt::render(&self.template, &vars)?,
+            params: GenParams {
+                temperature: 0.0,
+                max_tokens: self.params.max_tokens,
+                seed: None,
+            },
+            n: 1,
+        };
+        let answer = match state.ask(env, &req).await {
+            Ok(c) => c[0].text.clone(),
+            Err(LlmError::Request(e)) => {
+                state.note(format!("the linking call failed ({e}); kept the whole schema"));
+                return Ok(());
+            }
+            Err(fatal) => return Err(fatal),
+        };
+        let (linked, kept) = keep_tables(&view.schema, &answer);
+        let total = view.schema.table_names_original.len();
+        if kept.is_empty() {
+            state.note(format!("named no table of the schema; kept all {total}"));
+            return Ok(());
+        }
+        state.note(format!("kept {} of {total} tables: {}", kept.len(), kept.join(", ")));
+        let text = render_create_tables(&linked, state.db.sqlite.as_deref(), view.sample_rows);
+        state.schema = Some(SchemaView {
+            schema: Arc::new(linked),
+            sample_rows: view.sample_rows,
+            text: text.into(),
+        });
+        Ok(())
+    }
+}
+
+/// The schema restricted to the tables named in `answer` (one per line),
+/// and the names kept; the whole schema when it names none.
+pub fn keep_tables(schema: &DbSchema, answer: &str) -> (DbSchema, Vec<String>) {
+    let named: Vec<String> = answer
+        .lines()
+        .map(|l| {
+            l.trim()
+                .trim_matches(|c: char| !c.is_alphanumeric() && c != '_')
+                .to_lowercase()
+        })
+        .collect();
+    let keep: Vec<bool> = schema
+        .table_names_original
+        .iter()
+        .map(|t| named.contains(&t.to_lowercase()))
+        .collect();
+    if !keep.contains(&true) {
+        return (schema.clone(), vec![]);
+    }
+    let kept = schema
+        .table_names_original
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(t, _)| t.clone())
+        .collect();
+    let mut s = schema.clone();
+    s.foreign_keys.retain(|&(a, b)| {
+        [a, b]
+            .iter()
+            .all(|&c| usize::try_from(schema.column_names_original[c].0).is_ok_and(|t| keep[t]))
+    });
+    // Columns of dropped tables are detached (table -1) so they render nowhere.
+    for (i, (t, _)) in s.column_names_original.iter_mut().enumerate() {
+        if usize::try_from(*t).is_ok_and(|t| !keep[t]) {
+            *t = -1;
+            s.column_names[i].0 = -1;
+        }
+    }
+    (s, kept)
+}

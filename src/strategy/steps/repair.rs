@@ -1,0 +1,131 @@
+//! `repair` (execution-guided, as exec-retry): a candidate whose query has
+//! no SQL, fails to run, times out (or, with `on_empty`, returns no rows)
+//! is sent back with the problem, continuing its conversation, up to
+//! `rounds` times. A repair call that fails keeps the answer there is.
+
+use super::execute::ensure_executed;
+use crate::llm::{ChatRequest, LlmError, Message};
+use crate::strategy::Env;
+use crate::strategy::extract::extract_sql;
+use crate::strategy::state::{Draft, Execution, QuestionState};
+use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::template::Template;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairParams {
+    /// Times a failing answer is sent back.
+    pub rounds: u32,
+    /// Also send back answers whose result is empty.
+    pub on_empty: bool,
+    /// The follow-up message (sees `problem`).
+    pub template: String,
+}
+
+impl Default for RepairParams {
+    fn default() -> Self {
+        RepairParams {
+            rounds: 3,
+            on_empty: false,
+            template: "repair".into(),
+        }
+    }
+}
+
+pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
+    resolved::<RepairParams>("repair", p)
+}
+
+pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
+    let params: RepairParams = parse_params("repair", p)?;
+    let template = Template::load(&params.template, ctx.base_dir)?;
+    let mut recorded = serde_json::to_value(&params)?;
+    recorded["template"] = template.describe();
+    Ok(Built::new(Repair { params, template }, &recorded))
+}
+
+struct Repair {
+    params: RepairParams,
+    template: Template,
+}
+
+impl Repair {
+    /// What to tell the model about the candidate, if anything is wrong.
+    fn problem(&self, d: &Draft) -> Option<String> {
+        match (&d.sql, &d.execution) {
+            (None, _) => Some("no SQL query was found in the answer".to_string()),
+            (Some(_), Some(Execution::Error(e))) => Some(format!("error: {e}")),
+            (Some(_), Some(Execution::Timeout)) => Some("the query timed out".to_string()),
+            (Some(_), Some(Execution::Rows { count: 0, .. })) if self.params.on_empty => {
+                Some("the query returned no rows".to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// Repairs one candidate; a line for the trace when it asked.
+    async fn repair(&self, state: &mut QuestionState, i: usize, env: &Env) -> Result<Option<String>, LlmError> {
+        let db = state.db.clone();
+        let mut first_problem = None;
+        loop {
+            let d = &mut state.candidates[i];
+            ensure_executed(&db, d, &env.limits).await;
+            let can_retry = d.repairs < self.params.rounds && (d.sql.is_none() || db.sqlite.is_some());
+            let Some(problem) = self.problem(d).filter(|_| can_retry) else {
+                break;
+            };
+            first_problem.get_or_insert_with(|| problem.clone());
+            let mut history = d.conversation.clone();
+            history.push(Message::assistant(d.answer.clone()));
+            let follow_up = super::prompt::render(&self.template, &serde_json::json!({ "problem": problem }))?;
+            history.extend(follow_up);
+            let req = ChatRequest {
+                messages: history.clone(),
+                params: d.params.clone(),
+                n: 1,
+            };
+            let next = match state.ask(env, &req).await {
+                Ok(mut c) => c.remove(0),
+                Err(LlmError::Request(e)) => {
+                    return Ok(Some(format!(
+                        "candidate {i}: the repair call failed ({e}); kept its answer"
+                    )));
+                }
+                Err(fatal) => return Err(fatal),
+            };
+            let d = &mut state.candidates[i];
+            d.sql = extract_sql(&next.text);
+            d.answer = next.text;
+            d.conversation = history;
+            d.execution = None;
+            d.repairs += 1;
+            d.step = "repair".into();
+        }
+        let d = &state.candidates[i];
+        Ok(first_problem.map(|p| {
+            format!(
+                "candidate {i}: {p} -> {} repairs, now {}",
+                d.repairs,
+                d.to_candidate().outcome
+            )
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Step for Repair {
+    async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
+        let mut lines = Vec::new();
+        for i in 0..state.candidates.len() {
+            lines.extend(self.repair(state, i, env).await?);
+        }
+        if lines.is_empty() {
+            state.note("nothing to repair");
+        }
+        for l in lines {
+            state.note(l);
+        }
+        Ok(())
+    }
+}

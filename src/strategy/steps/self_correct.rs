@@ -1,0 +1,92 @@
+//! `self-correct` (DIN-SQL's self-correction): each candidate's query goes
+//! back to the model with the schema and the question, to be fixed if it
+//! has bugs and returned unchanged otherwise. A corrected query replaces
+//! the candidate's (and is run again by a later `execute`); an answer
+//! without SQL, or a failed call, keeps the query there was.
+
+use crate::llm::{ChatRequest, GenParams, LlmError};
+use crate::strategy::Env;
+use crate::strategy::extract::extract_sql;
+use crate::strategy::state::QuestionState;
+use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::template::Template;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfCorrectParams {
+    /// Sees `schema`, `question` and `sql`.
+    pub template: String,
+    pub max_tokens: u32,
+}
+
+impl Default for SelfCorrectParams {
+    fn default() -> Self {
+        SelfCorrectParams {
+            template: "self-correct".into(),
+            max_tokens: 512,
+        }
+    }
+}
+
+pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
+    resolved::<SelfCorrectParams>("self-correct", p)
+}
+
+pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
+    let params: SelfCorrectParams = parse_params("self-correct", p)?;
+    let template = Template::load(&params.template, ctx.base_dir)?;
+    let mut recorded = serde_json::to_value(&params)?;
+    recorded["template"] = template.describe();
+    Ok(Built::new(SelfCorrect { params, template }, &recorded))
+}
+
+struct SelfCorrect {
+    params: SelfCorrectParams,
+    template: Template,
+}
+
+#[async_trait::async_trait]
+impl Step for SelfCorrect {
+    async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
+        for i in 0..state.candidates.len() {
+            let Some(sql) = state.candidates[i].sql.clone() else {
+                continue;
+            };
+            let mut vars = super::prompt::prompt_vars(state)?;
+            vars.insert("sql".into(), sql.clone().into());
+            let messages = super::prompt::render(&self.template, &vars)?;
+            let req = ChatRequest {
+                messages: messages.clone(),
+                params: GenParams {
+                    temperature: 0.0,
+                    max_tokens: self.params.max_tokens,
+                    seed: None,
+                },
+                n: 1,
+            };
+            let answer = match state.ask(env, &req).await {
+                Ok(mut c) => c.remove(0),
+                Err(LlmError::Request(e)) => {
+                    state.note(format!("candidate {i}: the call failed ({e}); kept its query"));
+                    continue;
+                }
+                Err(fatal) => return Err(fatal),
+            };
+            match extract_sql(&answer.text) {
+                Some(fixed) if fixed != sql => {
+                    state.note(format!("candidate {i}: changed to {fixed}"));
+                    let d = &mut state.candidates[i];
+                    d.sql = Some(fixed);
+                    d.answer = answer.text;
+                    d.conversation = messages;
+                    d.execution = None;
+                    d.step = "self-correct".into();
+                }
+                Some(_) => state.note(format!("candidate {i}: unchanged")),
+                None => state.note(format!("candidate {i}: no SQL in the answer; kept its query")),
+            }
+        }
+        Ok(())
+    }
+}
