@@ -70,6 +70,9 @@ pub fn strategies(dir: &Path) -> Result<()> {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if t.width().is_none() {
+        t.set_width(160); // not a terminal: wrap for a wide page anyway
+    }
     t.set_header(vec!["strategy", "steps", "description", "from"]);
     for s in list(dir) {
         t.add_row(vec![s.name, s.steps, s.description, s.source]);
@@ -87,7 +90,8 @@ pub fn strategies(dir: &Path) -> Result<()> {
         ]);
     }
     println!("{k}");
-    println!("{COMPOSITION_RULES}");
+    let flow: Vec<&str> = crate::strategy::steps::STEPS.iter().map(|s| s.name).collect();
+    println!("{COMPOSITION_RULES}\n     {}.", flow.join(", "));
     println!(
         "Strategy files: {} (extends = \"a+b\", steps = [...], and tables named after a step); prompts: prompts/*.jinja.",
         dir.display()
@@ -99,6 +103,4 @@ pub fn strategies(dir: &Path) -> Result<()> {
 pub const COMPOSITION_RULES: &str = "Compose strategies with '+' (e.g. cot+self-consistency), left to right:
   1. a step of a kind already in the list merges into the first step of that kind,
      parameter by parameter; the right-hand strategy's value wins;
-  2. a step of a new kind is inserted before the first step that comes later in the flow:
-     schema, link-tables, classify, examples, subquestions, prompt, generate, extract,
-     self-correct, execute, repair, vote.";
+  2. a step of a new kind is inserted before the first step that comes later in the flow:";

@@ -9,23 +9,7 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A strategy written in Rust: a function that makes its step list. To add
-/// one: write a module with that function, then add one line here.
-pub struct RustStrategy {
-    pub name: &'static str,
-    pub spec: fn() -> StrategySpec,
-}
-
-impl RustStrategy {
-    pub fn spec(&self) -> StrategySpec {
-        (self.spec)()
-    }
-}
-
-pub const RUST_STRATEGIES: &[RustStrategy] = &[RustStrategy {
-    name: "schema-link",
-    spec: super::custom::schema_link::spec,
-}];
+pub use super::custom::RUST_STRATEGIES;
 
 /// One listed strategy.
 pub struct Listing {
@@ -90,7 +74,7 @@ fn listing(spec: &StrategySpec, source: &str) -> Listing {
 /// Every strategy known here.
 pub fn list(strategies_dir: &Path) -> Vec<Listing> {
     let mut out: Vec<Listing> = rungs().iter().map(|r| listing(r, "built-in rung")).collect();
-    out.extend(RUST_STRATEGIES.iter().map(|s| listing(&s.spec(), "built-in (Rust)")));
+    out.extend(RUST_STRATEGIES.iter().map(|spec| listing(&spec(), "built-in (Rust)")));
     let catalog = Catalog::new(strategies_dir);
     for f in toml_paths(strategies_dir) {
         let name = f
@@ -106,7 +90,7 @@ pub fn list(strategies_dir: &Path) -> Vec<Listing> {
             });
             continue;
         }
-        match catalog.from_file(&f) {
+        match catalog.read_file(&f) {
             Ok(spec) => out.push(listing(&spec, &f.display().to_string())),
             Err(e) => out.push(Listing {
                 name,

@@ -102,11 +102,15 @@ impl Catalog {
         if let Some(r) = rungs().iter().find(|r| r.name == name) {
             return Ok(r.clone());
         }
-        if let Some(r) = super::registry::RUST_STRATEGIES.iter().find(|r| r.name == name) {
-            return Ok(r.spec());
+        if let Some(r) = super::registry::RUST_STRATEGIES
+            .iter()
+            .map(|spec| spec())
+            .find(|r| r.name == name)
+        {
+            return Ok(r);
         }
         if let Some(file) = self.file_named(name) {
-            return self.from_file_at(&file, depth);
+            return self.read_file_at(&file, depth);
         }
         bail!(
             "no strategy named {name:?}: not a rung ({}), a Rust strategy, or a TOML file in {} (see `spider-bench strategies`)",
@@ -129,23 +133,23 @@ impl Catalog {
     }
 
     /// A strategy file.
-    pub fn from_file(&self, path: &Path) -> Result<StrategySpec> {
-        self.from_file_at(path, 0)
+    pub fn read_file(&self, path: &Path) -> Result<StrategySpec> {
+        self.read_file_at(path, 0)
     }
 
-    fn from_file_at(&self, path: &Path, depth: usize) -> Result<StrategySpec> {
+    fn read_file_at(&self, path: &Path, depth: usize) -> Result<StrategySpec> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read strategy {}", path.display()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("strategy");
-        self.from_toml_at(&text, stem, depth)
+        self.parse_toml_at(&text, stem, depth)
             .with_context(|| format!("strategy file {}", path.display()))
     }
 
     /// A strategy from TOML text (`default_name` when it names none).
-    pub fn from_toml(&self, text: &str, default_name: &str) -> Result<StrategySpec> {
-        self.from_toml_at(text, default_name, 0)
+    pub fn parse_toml(&self, text: &str, default_name: &str) -> Result<StrategySpec> {
+        self.parse_toml_at(text, default_name, 0)
     }
 
-    fn from_toml_at(&self, text: &str, default_name: &str, depth: usize) -> Result<StrategySpec> {
+    fn parse_toml_at(&self, text: &str, default_name: &str, depth: usize) -> Result<StrategySpec> {
         let mut table: toml::Table = toml::from_str(text)?;
         let take_str = |table: &mut toml::Table, key: &str| -> Result<Option<String>> {
             match table.remove(key) {
@@ -231,7 +235,7 @@ mod tests {
     #[test]
     fn toml_files_extend_list_steps_and_override() {
         let c = catalog()
-            .from_toml(
+            .parse_toml(
                 "extends = \"few-shot+exec-retry\"\ndescription = \"mine\"\n[examples]\nk = 5\nwith_schema = true\n",
                 "mine",
             )
@@ -242,7 +246,7 @@ mod tests {
         assert_eq!(c.params_of("repair").unwrap()["rounds"], 3);
         // `steps` alone is the whole list.
         let s = catalog()
-            .from_toml(
+            .parse_toml(
                 "steps = [\"schema\", \"prompt\", \"generate\", \"extract\", \"vote\"]",
                 "bare",
             )
@@ -250,11 +254,11 @@ mod tests {
         assert_eq!(s.steps.len(), 5);
         // Older files: [generation] and [prompt] style.
         let old = catalog()
-            .from_toml("[generation]\nsamples = 3\n[prompt]\nstyle = \"cot\"\n", "old")
+            .parse_toml("[generation]\nsamples = 3\n[prompt]\nstyle = \"cot\"\n", "old")
             .unwrap();
         assert_eq!(old.params_of("generate").unwrap()["samples"], 3);
-        assert!(catalog().from_toml("[telepathy]\nx = 1\n", "typo").is_err());
-        assert!(catalog().from_toml("colour = 1\n", "typo").is_err());
-        assert!(catalog().from_toml("steps = [\"generate\"]\n", "bad").is_err());
+        assert!(catalog().parse_toml("[telepathy]\nx = 1\n", "typo").is_err());
+        assert!(catalog().parse_toml("colour = 1\n", "typo").is_err());
+        assert!(catalog().parse_toml("steps = [\"generate\"]\n", "bad").is_err());
     }
 }

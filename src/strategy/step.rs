@@ -42,8 +42,9 @@ pub struct StepKind {
     /// Kinds that must come before it.
     pub needs: &'static [&'static str],
     pub summary: &'static str,
-    /// The parameters with defaults filled in; an error names what is wrong.
-    pub resolve: fn(&Params) -> Result<serde_json::Value>,
+    /// The parameters with defaults filled in (called with the step's
+    /// name); an error names what is wrong. Usually `resolved::<TheParams>`.
+    pub resolve: fn(&str, &Params) -> Result<serde_json::Value>,
     pub build: fn(&Params, &BuildContext) -> Result<Built>,
 }
 
@@ -167,16 +168,20 @@ impl<'de> Deserialize<'de> for StepSpec {
 
 /// The kind named `name`.
 pub fn kind(name: &str) -> Result<&'static StepKind> {
-    super::steps::STEPS.iter().find(|k| k.name == name).with_context(|| {
-        format!(
-            "no step named {name:?}; steps are {}",
-            super::steps::STEPS
-                .iter()
-                .map(|k| k.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+    super::steps::STEPS
+        .iter()
+        .copied()
+        .find(|k| k.name == name)
+        .with_context(|| {
+            format!(
+                "no step named {name:?}; steps are {}",
+                super::steps::STEPS
+                    .iter()
+                    .map(|k| k.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
 }
 
 /// `a` then `b`, by the composition rules of this module.
@@ -208,7 +213,7 @@ pub fn check_order(steps: &[StepSpec]) -> Result<()> {
     }
     for (i, s) in steps.iter().enumerate() {
         let k = kind(&s.step)?;
-        (k.resolve)(&s.params)?;
+        (k.resolve)(k.name, &s.params)?;
         for need in k.needs {
             if !steps[..i].iter().any(|x| x.step == *need) {
                 bail!("step `{}` needs a `{need}` step before it", s.step);

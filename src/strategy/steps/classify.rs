@@ -5,10 +5,11 @@
 //! An answer without a class, or a failed call, counts as non-nested (the
 //! general prompt) and says so in the trace.
 
-use crate::llm::{ChatRequest, GenParams, LlmError};
+use super::prompt::{ask_greedy, load_template, prompt_vars};
+use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::template::Template;
 use serde::{Deserialize, Serialize};
 
@@ -32,15 +33,19 @@ impl Default for ClassifyParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<ClassifyParams>("classify", p)
-}
+/// The `classify` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "classify",
+    place: 30,
+    needs: &["schema"],
+    summary: "ask whether the question is easy, non-nested or nested (and its sub-questions)",
+    resolve: resolved::<ClassifyParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: ClassifyParams = parse_params("classify", p)?;
-    let template = Template::load(&params.template, ctx.base_dir)?;
-    let mut recorded = serde_json::to_value(&params)?;
-    recorded["template"] = template.describe();
+    let (template, recorded) = load_template(&params, &params.template, ctx)?;
     Ok(Built::new(Classify { params, template }, &recorded))
 }
 
@@ -82,18 +87,9 @@ pub fn parse_class(answer: &str, max_subquestions: usize) -> (Option<&'static st
 #[async_trait::async_trait]
 impl Step for Classify {
     async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
-        let vars = super::prompt::prompt_vars(state)?;
-        let req = ChatRequest {
-            messages: super::prompt::render(&self.template, &vars)?,
-            params: GenParams {
-                temperature: 0.0,
-                max_tokens: self.params.max_tokens,
-                seed: None,
-            },
-            n: 1,
-        };
-        let (class, subquestions) = match state.ask(env, &req).await {
-            Ok(c) => parse_class(&c[0].text, self.params.max_subquestions),
+        let vars = prompt_vars(state)?;
+        let (class, subquestions) = match ask_greedy(state, env, &self.template, &vars, self.params.max_tokens).await {
+            Ok((text, _)) => parse_class(&text, self.params.max_subquestions),
             Err(LlmError::Request(e)) => {
                 state.note(format!("the classifying call failed ({e})"));
                 (None, vec![])

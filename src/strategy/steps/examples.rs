@@ -11,7 +11,7 @@ use crate::retrieval::pool::ExamplePool;
 use crate::retrieval::select::{HydeBy, Method, Query, RankOptions, Similarity, lexical_scores, rank};
 use crate::strategy::chain::Chain;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::{Env, Strategy};
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
@@ -70,9 +70,15 @@ impl Default for ExamplesParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<ExamplesParams>("examples", p)
-}
+/// The `examples` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "examples",
+    place: 40,
+    needs: &[],
+    summary: "choose train examples: fixed, or retrieved by a selector (k, selector, with_schema, preliminary...)",
+    resolve: resolved::<ExamplesParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: ExamplesParams = parse_params("examples", p)?;

@@ -7,13 +7,19 @@ use crate::exec::sandbox::{Limits, Outcome, off_async, with_sandbox};
 use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::state::{Draft, Execution, QuestionState};
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::vote::fingerprint;
 use std::collections::BTreeMap;
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<super::extract::NoParams>("execute", p)
-}
+/// The `execute` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "execute",
+    place: 90,
+    needs: &["extract"],
+    summary: "run each query on the database in the sandbox",
+    resolve: resolved::<super::extract::NoParams>,
+    build,
+};
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
     let params: super::extract::NoParams = parse_params("execute", p)?;

@@ -5,16 +5,22 @@ use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::extract::extract_sql;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoParams {}
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<NoParams>("extract", p)
-}
+/// The `extract` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "extract",
+    place: 80,
+    needs: &["generate"],
+    summary: "take the SQL out of each answer (code fences, prose, reasoning)",
+    resolve: resolved::<NoParams>,
+    build,
+};
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
     let params: NoParams = parse_params("extract", p)?;

@@ -4,7 +4,7 @@
 use crate::llm::{ChatRequest, GenParams, LlmError};
 use crate::strategy::Env;
 use crate::strategy::state::{Draft, QuestionState};
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,9 +38,15 @@ impl GenerateParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<GenerateParams>("generate", p)
-}
+/// The `generate` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "generate",
+    place: 70,
+    needs: &["prompt"],
+    summary: "ask the model for samples of the conversation (samples, temperature, max_tokens, seed)",
+    resolve: resolved::<GenerateParams>,
+    build,
+};
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
     let params: GenerateParams = parse_params("generate", p)?;

@@ -4,11 +4,12 @@
 //! condition).
 
 use crate::dataset::schema::DbSchema;
-use crate::llm::{ChatRequest, GenParams, LlmError};
+use super::prompt::{ask_greedy, load_template, prompt_vars};
+use crate::llm::{GenParams, LlmError};
 use crate::strategy::Env;
 use crate::strategy::schema::render_create_tables;
 use crate::strategy::state::{QuestionState, SchemaView};
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::template::Template;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -30,15 +31,19 @@ impl Default for LinkParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<LinkParams>("link-tables", p)
-}
+/// The `link-tables` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "link-tables",
+    place: 20,
+    needs: &["schema"],
+    summary: "ask which tables the question needs; keep only those in the schema",
+    resolve: resolved::<LinkParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: LinkParams = parse_params("link-tables", p)?;
-    let template = Template::load(&params.template, ctx.base_dir)?;
-    let mut recorded = serde_json::to_value(&params)?;
-    recorded["template"] = template.describe();
+    let (template, recorded) = load_template(&params, &params.template, ctx)?;
     Ok(Built::new(LinkTables { params, template }, &recorded))
 }
 
@@ -54,18 +59,9 @@ impl Step for LinkTables {
             .schema
             .clone()
             .ok_or_else(|| LlmError::Request("no schema: put a `schema` step before link-tables".into()))?;
-        let vars = super::prompt::prompt_vars(state)?;
-        let req = ChatRequest {
-            messages: super::prompt::render(&self.template, &vars)?,
-            params: GenParams {
-                temperature: 0.0,
-                max_tokens: self.params.max_tokens,
-                seed: None,
-            },
-            n: 1,
-        };
-        let answer = match state.ask(env, &req).await {
-            Ok(c) => c[0].text.clone(),
+        let vars = prompt_vars(state)?;
+        let answer = match ask_greedy(state, env, &self.template, &vars, self.params.max_tokens).await {
+            Ok((text, _)) => text,
             Err(LlmError::Request(e)) => {
                 state.note(format!("the linking call failed ({e}); kept the whole schema"));
                 return Ok(());

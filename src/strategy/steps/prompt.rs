@@ -6,7 +6,7 @@
 use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::template::Template;
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +27,15 @@ impl Default for PromptParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<PromptParams>("prompt", p)
-}
+/// The `prompt` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "prompt",
+    place: 60,
+    needs: &["schema"],
+    summary: "render the prompt template (plain, cot, decompose, or a .jinja file) into the conversation",
+    resolve: resolved::<PromptParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: PromptParams = parse_params("prompt", p)?;
@@ -74,4 +80,41 @@ impl Step for Prompt {
         ));
         Ok(())
     }
+}
+
+/// Loads the template a step names, and the step's parameters as
+/// config.json records them (the template's source and full text in place
+/// of its name).
+pub fn load_template(
+    params: &impl Serialize,
+    name: &str,
+    ctx: &BuildContext,
+) -> anyhow::Result<(Template, serde_json::Value)> {
+    let template = Template::load(name, ctx.base_dir)?;
+    let mut recorded = serde_json::to_value(params)?;
+    recorded["template"] = template.describe();
+    Ok((template, recorded))
+}
+
+/// One greedy answer (temperature 0, no seed) to a template's messages:
+/// the answer's text and the messages it answers.
+pub async fn ask_greedy(
+    state: &mut QuestionState,
+    env: &Env,
+    template: &Template,
+    vars: &impl Serialize,
+    max_tokens: u32,
+) -> Result<(String, Vec<crate::llm::Message>), LlmError> {
+    let messages = render(template, vars)?;
+    let req = crate::llm::ChatRequest {
+        messages: messages.clone(),
+        params: crate::llm::GenParams {
+            temperature: 0.0,
+            max_tokens,
+            seed: None,
+        },
+        n: 1,
+    };
+    let mut answers = state.ask(env, &req).await?;
+    Ok((answers.remove(0).text, messages))
 }

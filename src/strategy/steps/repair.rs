@@ -8,7 +8,7 @@ use crate::llm::{ChatRequest, LlmError, Message};
 use crate::strategy::Env;
 use crate::strategy::extract::extract_sql;
 use crate::strategy::state::{Draft, Execution, QuestionState};
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::template::Template;
 use serde::{Deserialize, Serialize};
 
@@ -33,15 +33,19 @@ impl Default for RepairParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<RepairParams>("repair", p)
-}
+/// The `repair` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "repair",
+    place: 100,
+    needs: &["extract"],
+    summary: "send a query that fails back with the error and ask again (rounds, on_empty)",
+    resolve: resolved::<RepairParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: RepairParams = parse_params("repair", p)?;
-    let template = Template::load(&params.template, ctx.base_dir)?;
-    let mut recorded = serde_json::to_value(&params)?;
-    recorded["template"] = template.describe();
+    let (template, recorded) = super::prompt::load_template(&params, &params.template, ctx)?;
     Ok(Built::new(Repair { params, template }, &recorded))
 }
 

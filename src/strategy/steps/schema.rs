@@ -4,7 +4,7 @@
 use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::state::{QuestionState, SchemaView};
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -15,9 +15,15 @@ pub struct SchemaParams {
     pub sample_rows: usize,
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<SchemaParams>("schema", p)
-}
+/// The `schema` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "schema",
+    place: 10,
+    needs: &[],
+    summary: "render the database as CREATE TABLE statements (sample_rows: rows shown under each)",
+    resolve: resolved::<SchemaParams>,
+    build,
+};
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
     let params: SchemaParams = parse_params("schema", p)?;

@@ -4,11 +4,12 @@
 //! the candidate's (and is run again by a later `execute`); an answer
 //! without SQL, or a failed call, keeps the query there was.
 
-use crate::llm::{ChatRequest, GenParams, LlmError};
+use super::prompt::{ask_greedy, load_template, prompt_vars};
+use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::extract::extract_sql;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::template::Template;
 use serde::{Deserialize, Serialize};
 
@@ -29,15 +30,19 @@ impl Default for SelfCorrectParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<SelfCorrectParams>("self-correct", p)
-}
+/// The `self-correct` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "self-correct",
+    place: 85,
+    needs: &["extract"],
+    summary: "ask the model to check each query against the schema and fix it",
+    resolve: resolved::<SelfCorrectParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: SelfCorrectParams = parse_params("self-correct", p)?;
-    let template = Template::load(&params.template, ctx.base_dir)?;
-    let mut recorded = serde_json::to_value(&params)?;
-    recorded["template"] = template.describe();
+    let (template, recorded) = load_template(&params, &params.template, ctx)?;
     Ok(Built::new(SelfCorrect { params, template }, &recorded))
 }
 
@@ -53,32 +58,22 @@ impl Step for SelfCorrect {
             let Some(sql) = state.candidates[i].sql.clone() else {
                 continue;
             };
-            let mut vars = super::prompt::prompt_vars(state)?;
+            let mut vars = prompt_vars(state)?;
             vars.insert("sql".into(), sql.clone().into());
-            let messages = super::prompt::render(&self.template, &vars)?;
-            let req = ChatRequest {
-                messages: messages.clone(),
-                params: GenParams {
-                    temperature: 0.0,
-                    max_tokens: self.params.max_tokens,
-                    seed: None,
-                },
-                n: 1,
-            };
-            let answer = match state.ask(env, &req).await {
-                Ok(mut c) => c.remove(0),
+            let (answer, messages) = match ask_greedy(state, env, &self.template, &vars, self.params.max_tokens).await {
+                Ok(a) => a,
                 Err(LlmError::Request(e)) => {
                     state.note(format!("candidate {i}: the call failed ({e}); kept its query"));
                     continue;
                 }
                 Err(fatal) => return Err(fatal),
             };
-            match extract_sql(&answer.text) {
+            match extract_sql(&answer) {
                 Some(fixed) if fixed != sql => {
                     state.note(format!("candidate {i}: changed to {fixed}"));
                     let d = &mut state.candidates[i];
                     d.sql = Some(fixed);
-                    d.answer = answer.text;
+                    d.answer = answer;
                     d.conversation = messages;
                     d.execution = None;
                     d.step = "self-correct".into();

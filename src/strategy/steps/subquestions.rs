@@ -3,11 +3,12 @@
 //! each, with a prompt template); the pairs go to later prompts as the
 //! variable `subqueries` (question, sql). Other classes skip the step.
 
-use crate::llm::{ChatRequest, GenParams, LlmError};
+use super::prompt::{ask_greedy, load_template, prompt_vars};
+use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::extract::extract_sql;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::template::Template;
 use serde::{Deserialize, Serialize};
 
@@ -28,15 +29,19 @@ impl Default for SubquestionParams {
     }
 }
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<SubquestionParams>("subquestions", p)
-}
+/// The `subquestions` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "subquestions",
+    place: 50,
+    needs: &["classify"],
+    summary: "for a nested question, write the SQL of each sub-question first",
+    resolve: resolved::<SubquestionParams>,
+    build,
+};
 
 pub fn build(p: &Params, ctx: &BuildContext) -> anyhow::Result<Built> {
     let params: SubquestionParams = parse_params("subquestions", p)?;
-    let template = Template::load(&params.template, ctx.base_dir)?;
-    let mut recorded = serde_json::to_value(&params)?;
-    recorded["template"] = template.describe();
+    let (template, recorded) = load_template(&params, &params.template, ctx)?;
     Ok(Built::new(Subquestions { params, template }, &recorded))
 }
 
@@ -61,20 +66,11 @@ impl Step for Subquestions {
         }
         let mut solved = Vec::new();
         for q in subquestions {
-            let mut vars = super::prompt::prompt_vars(state)?;
+            let mut vars = prompt_vars(state)?;
             vars.insert("question".into(), q.clone().into());
             vars.insert("examples".into(), serde_json::Value::Array(vec![]));
-            let req = ChatRequest {
-                messages: super::prompt::render(&self.template, &vars)?,
-                params: GenParams {
-                    temperature: 0.0,
-                    max_tokens: self.params.max_tokens,
-                    seed: None,
-                },
-                n: 1,
-            };
-            let answer = state.ask(env, &req).await?;
-            match extract_sql(&answer[0].text) {
+            let (answer, _) = ask_greedy(state, env, &self.template, &vars, self.params.max_tokens).await?;
+            match extract_sql(&answer) {
                 Some(sql) => {
                     state.note(format!("{q} -> {sql}"));
                     solved.push(serde_json::json!({"question": q, "sql": sql}));

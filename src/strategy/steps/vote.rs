@@ -5,12 +5,18 @@
 use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, parse_params, resolved};
+use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use crate::strategy::vote::majority;
 
-pub fn resolve(p: &Params) -> anyhow::Result<serde_json::Value> {
-    resolved::<super::extract::NoParams>("vote", p)
-}
+/// The `vote` step kind (see [`super::STEPS`]).
+pub const KIND: StepKind = StepKind {
+    name: "vote",
+    place: 110,
+    needs: &["extract"],
+    summary: "choose the final SQL: majority by execution result, ties to the earliest",
+    resolve: resolved::<super::extract::NoParams>,
+    build,
+};
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
     let params: super::extract::NoParams = parse_params("vote", p)?;
