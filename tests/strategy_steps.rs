@@ -353,3 +353,52 @@ steps = [
         "the template text is recorded"
     );
 }
+
+#[test]
+fn strategies_lists_every_rung_with_its_steps_and_the_composition_rules() {
+    let dir = scratch("listing");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies/few-shot-cot.toml"),
+        dir.join("few-shot-cot.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("broken.toml"), "steps = [\"generate\", \"vote\"]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"))
+        .args(["strategies", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Cells wrap over several lines: join each row's steps column.
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for line in text.lines().filter(|l| l.contains('┆')) {
+        let cells: Vec<&str> = line.trim_matches('│').split('┆').map(str::trim).collect();
+        if !cells[0].is_empty() {
+            rows.push((cells[0].to_string(), String::new()));
+        }
+        if let Some(row) = rows.last_mut() {
+            row.1.push_str(cells[1]);
+        }
+    }
+    let squeeze = |s: &str| s.replace(' ', "");
+    let steps_of = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone());
+    for rung in spider_bench::strategy::spec::rungs() {
+        assert_eq!(
+            steps_of(&rung.name).map(|s| squeeze(&s)),
+            Some(squeeze(&rung.steps_line())),
+            "{}:\n{text}",
+            rung.name
+        );
+    }
+    assert_eq!(
+        steps_of("few-shot-cot").map(|s| squeeze(&s)),
+        Some(squeeze(
+            "schema -> examples(k=3, selector=\"fixed\", with_schema=true) -> prompt(template=\"cot\") -> \
+             generate(max_tokens=1024) -> extract -> execute -> vote"
+        ))
+    );
+    assert!(text.contains("INVALID") && text.contains("needs a `prompt` step"), "{text}");
+    assert!(text.contains("merges into the first step of that kind"));
+    assert!(text.contains("schema, link-tables, classify, examples"));
+}
