@@ -58,6 +58,19 @@ fn user(body: &Value) -> &str {
     body["messages"][1]["content"].as_str().unwrap_or("")
 }
 
+/// The question of the last user message (classification shows solved
+/// exchanges before it).
+fn last_question(body: &Value) -> String {
+    let last = body["messages"].as_array().unwrap().last().unwrap();
+    last["content"]
+        .as_str()
+        .unwrap()
+        .rsplit("Question: ")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// A model that plays DIN-SQL's steps: links the singer table alone for
 /// "How many singers", calls the average-age question nested (one
 /// sub-question), writes broken SQL for "France" that self-correction
@@ -80,6 +93,7 @@ fn decompose_script(fail: fn(&Value) -> bool) -> Script {
             return Reply::Answers(vec![tables.into()]);
         }
         if system(body).starts_with("You classify") {
+            let q = last_question(body);
             let class = if q.contains("average") {
                 format!("NESTED\n- {AVERAGE_SUBQUESTION}")
             } else if gold.get(&q).is_some_and(|g| g.contains("JOIN")) {
@@ -270,7 +284,7 @@ fn a_failing_step_is_recorded_and_the_run_goes_on() {
     // Classifying "Which countries" and the query for "oldest first" are refused.
     let server = FakeLlm::start(decompose_script(|b| {
         let q = question_of(b);
-        (system(b).starts_with("You classify") && q.starts_with("Which countries"))
+        (system(b).starts_with("You classify") && last_question(b).starts_with("Which countries"))
             || (system(b).starts_with("You are an expert") && q.contains("oldest first"))
     }));
     let outcome = run(&options(&server, &["decompose"], &dir)).unwrap();
@@ -398,7 +412,10 @@ fn strategies_lists_every_rung_with_its_steps_and_the_composition_rules() {
              generate(max_tokens=1024) -> extract -> execute -> vote"
         ))
     );
-    assert!(text.contains("INVALID") && text.contains("needs a `prompt` step"), "{text}");
+    assert!(
+        text.contains("INVALID") && text.contains("needs a `prompt` step"),
+        "{text}"
+    );
     assert!(text.contains("merges into the first step of that kind"));
     assert!(text.contains("schema, link-tables, classify, examples"));
 }

@@ -54,19 +54,27 @@ struct Classify {
     template: Template,
 }
 
-/// The class named in an answer (the first line naming one), and the
-/// sub-questions listed after it (`- ...` lines).
+/// The class named in an answer (on the first line that names one: after
+/// "Class:" if the line has it, so that a model that first echoes the
+/// definitions is not read as naming them all), and the sub-questions listed
+/// after it (`- ...` lines).
 pub fn parse_class(answer: &str, max_subquestions: usize) -> (Option<&'static str>, Vec<String>) {
     let mut class = None;
     let mut subquestions = Vec::new();
+    let marked = answer.to_uppercase().contains("CLASS:");
     for line in answer.lines() {
-        let upper = line.to_uppercase().replace(['_', ' '], "-");
         if class.is_none() {
-            class = if upper.contains("NON-NESTED") {
+            let upper = line.to_uppercase().replace(['_', ' '], "-");
+            let named = match upper.split_once("CLASS:") {
+                Some((_, rest)) => rest.to_string(),
+                None if marked => continue,
+                None => upper,
+            };
+            class = if named.contains("NON-NESTED") {
                 Some("non-nested")
-            } else if upper.contains("NESTED") {
+            } else if named.contains("NESTED") {
                 Some("nested")
-            } else if upper.contains("EASY") {
+            } else if named.contains("EASY") {
                 Some("easy")
             } else {
                 None
@@ -125,6 +133,8 @@ mod tests {
         assert_eq!(parse_class("non nested", 3).0, Some("non-nested"));
         assert_eq!(parse_class("It is EASY.", 3).0, Some("easy"));
         assert_eq!(parse_class("no idea", 3), (None, vec![]));
+        let echoed = "EASY: one table.\nNON-NESTED: joins.\nClass: NON-NESTED\n";
+        assert_eq!(parse_class(echoed, 3).0, Some("non-nested"));
         assert_eq!(parse_class("NESTED\n- a\n- b\n- c\n- d", 2).1, ["a", "b"]);
     }
 }

@@ -1,5 +1,5 @@
 //! `link-tables` (schema linking): the model names the tables the question
-//! needs; the schema shown afterwards keeps only those (all of them when it
+//! needs (see [`keep_tables`] for what counts as naming); the schema shown afterwards keeps only those (all of them when it
 //! names none we know, or when the call fails: linking is a help, not a
 //! condition).
 
@@ -85,21 +85,21 @@ impl Step for LinkTables {
     }
 }
 
-/// The schema restricted to the tables named in `answer` (one per line),
-/// and the names kept; the whole schema when it names none.
+/// The schema restricted to the tables named in `answer`, and the names
+/// kept; the whole schema when it names none. A table counts as named when
+/// its name appears as a word anywhere in the answer (case-insensitive):
+/// one name per line as asked, a list in prose, or a query that uses it,
+/// which is what small models often answer instead.
 pub fn keep_tables(schema: &DbSchema, answer: &str) -> (DbSchema, Vec<String>) {
-    let named: Vec<String> = answer
-        .lines()
-        .map(|l| {
-            l.trim()
-                .trim_matches(|c: char| !c.is_alphanumeric() && c != '_')
-                .to_lowercase()
-        })
+    let words: std::collections::HashSet<String> = answer
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
         .collect();
     let keep: Vec<bool> = schema
         .table_names_original
         .iter()
-        .map(|t| named.contains(&t.to_lowercase()))
+        .map(|t| words.contains(&t.to_lowercase()))
         .collect();
     if !keep.contains(&true) {
         return (schema.clone(), vec![]);
@@ -125,4 +125,34 @@ pub fn keep_tables(schema: &DbSchema, answer: &str) -> (DbSchema, Vec<String>) {
         }
     }
     (s, kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_tables;
+    use crate::dataset::schema::DbSchema;
+
+    fn schema() -> DbSchema {
+        serde_json::from_value(serde_json::json!({
+            "db_id": "d",
+            "table_names_original": ["singer", "concert", "singer_in_concert"],
+            "table_names": ["singer", "concert", "singer in concert"],
+            "column_names_original": [[-1, "*"], [0, "singer_id"], [1, "concert_id"], [2, "singer_id"], [2, "concert_id"]],
+            "column_names": [[-1, "*"], [0, "singer id"], [1, "concert id"], [2, "singer id"], [2, "concert id"]],
+            "column_types": ["text", "number", "number", "number", "number"],
+            "primary_keys": [1, 2],
+            "foreign_keys": [[3, 1], [4, 2]]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn tables_are_named_by_lines_lists_or_queries() {
+        assert_eq!(keep_tables(&schema(), "singer\nconcert").1, ["singer", "concert"]);
+        assert_eq!(keep_tables(&schema(), "Tables: `Singer`, concert.").1, ["singer", "concert"]);
+        let (linked, kept) = keep_tables(&schema(), "SELECT count(*) FROM singer_in_concert");
+        assert_eq!(kept, ["singer_in_concert"]);
+        assert!(linked.foreign_keys.is_empty(), "keys to dropped tables go");
+        assert_eq!(keep_tables(&schema(), "singers").1, Vec::<String>::new(), "whole words only");
+    }
 }
