@@ -32,7 +32,8 @@ use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
 use spider_bench::llm::{
     ChatModel, ChatRequest, Completion, GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion,
 };
-use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, models_dir, spec};
+use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
+use spider_bench::paths::models_dir;
 use spider_bench::strategy::pipeline::Resources;
 use spider_bench::strategy::registry::find;
 use spider_bench::strategy::{DbInfo, Env, Question};

