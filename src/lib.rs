@@ -19,3 +19,4 @@ pub mod report;
 pub mod retrieval;
 pub mod run;
 pub mod strategy;
+pub mod table;

@@ -5,7 +5,7 @@ use spider_bench::commands::{data_check, eval, retrieval, run};
 use spider_bench::dataset::Split;
 use spider_bench::eval::judge::Mode;
 use spider_bench::llm::cache::CacheMode;
-use spider_bench::report::Format;
+use spider_bench::table::Format;
 use spider_bench::retrieval::select::{HydeBy, Method, RankOptions};
 use spider_bench::run::RunOptions;
 use spider_bench::run::select::Selection;

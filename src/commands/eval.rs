@@ -5,7 +5,8 @@ use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::judge::{JudgeConfig, Mode};
 use crate::eval::score::{Record, Scorer, summarize};
 use crate::exec::sandbox::Limits;
-use crate::report::{Format, Summary};
+use crate::eval::summary::Summary;
+use crate::table::Format;
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,7 +70,7 @@ pub fn run(opts: &EvalOptions) -> Result<()> {
     if let Some(out) = &opts.out {
         write_records(out, &result.records)?;
     }
-    print!("{}", result.summary.render(opts.format));
+    print!("{}", crate::report::render(&result.summary, opts.format));
     Ok(())
 }
 

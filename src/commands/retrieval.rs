@@ -2,7 +2,7 @@
 //! generating anything.
 
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
-use crate::report::Format;
+use crate::table::Format;
 use crate::retrieval::evaluate::{Selectors, evaluate, render};
 use crate::retrieval::select::Method;
 use crate::run::record::{PREDICTIONS_FILE, read_records};

@@ -1,6 +1,6 @@
 //! `spider-bench run`, `report` and `strategies`.
 
-use crate::report::Format;
+use crate::table::Format;
 use crate::run::record::read_records;
 use crate::run::summary::{render_comparison, summarize_run};
 use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};

@@ -5,5 +5,6 @@ pub mod parse;
 pub mod pyvalue;
 pub mod result_eq;
 pub mod score;
+pub mod summary;
 pub mod sqlparse;
 pub mod tokenize;

@@ -4,7 +4,7 @@ use super::exact::Hardness;
 use super::judge::{DbContext, JudgeConfig, Mode, Status, Verdict, judge};
 use crate::dataset::schema::read_parse_schema;
 use crate::dataset::{Example, SchemaSet, Spider};
-use crate::report::{OfficialDiff, Summary};
+use super::summary::{OfficialDiff, Summary};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};

@@ -7,7 +7,7 @@ use crate::dataset::Example;
 use crate::dataset::schema::SchemaSet;
 use crate::eval::exact::{Hardness, hardness};
 use crate::eval::parse::get_sql;
-use crate::report::Format;
+use crate::table::{Format, render_grid};
 use crate::strategy::examples::ExamplePool;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -196,6 +196,6 @@ pub fn render(scores: &[SelectorScore], format: Format) -> String {
     );
     match format {
         Format::Json => serde_json::to_string_pretty(scores).expect("serializes") + "\n",
-        _ => crate::report::render_grid(&HEADER, &scores.iter().map(row).collect::<Vec<_>>(), format, &note),
+        _ => render_grid(&HEADER, &scores.iter().map(row).collect::<Vec<_>>(), format, &note),
     }
 }

@@ -376,7 +376,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summaries)?)?;
     std::fs::write(
         dir.join("summary.md"),
-        summary::render_comparison(&summaries, crate::report::Format::Markdown),
+        summary::render_comparison(&summaries, crate::table::Format::Markdown),
     )?;
     Ok(RunOutcome {
         dir,
