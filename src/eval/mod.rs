@@ -2,7 +2,11 @@
 pub mod exact;
 pub mod judge;
 pub mod parse;
-pub mod pyvalue;
+/// Kept for src/strategy until it moves: the value type lives in
+/// [`crate::exec::value`].
+pub mod pyvalue {
+    pub use crate::exec::value::Value;
+}
 pub mod result_eq;
 pub mod score;
 pub mod summary;

@@ -2,10 +2,11 @@
 //! evaluator (test-suite-sql-eval), with its one known defect kept in
 //! [`Compare::Official`] and fixed in [`Compare::Strict`].
 
-use super::pyvalue::Value;
+use crate::exec::value::Value;
 use std::collections::{HashMap, HashSet};
 
-pub type Row = Vec<Value>;
+// Kept for src/strategy until it moves: the row type lives in exec::value.
+pub use crate::exec::value::Row;
 
 /// Which comparison rules to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

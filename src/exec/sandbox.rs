@@ -22,8 +22,7 @@
 // tail (Python's one-statement rule) and per-statement read-only checks.
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use crate::eval::pyvalue::{Value, decode_utf8_ignore};
-use crate::eval::result_eq::Row;
+use super::value::{Row, Value, decode_utf8_ignore};
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
