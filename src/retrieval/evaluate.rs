@@ -6,7 +6,7 @@ use super::skeleton::{similarity, skeleton};
 use crate::dataset::Example;
 use crate::dataset::schema::SchemaSet;
 use crate::eval::exact::{Hardness, hardness};
-use crate::eval::parse::get_sql;
+use crate::eval::parse::{ParseSchema, get_sql};
 use crate::table::{Format, render_grid};
 use crate::strategy::examples::ExamplePool;
 use rayon::prelude::*;
@@ -104,7 +104,7 @@ pub fn evaluate(
         .filter(|e| schemas.get(&e.db_id).is_some())
         .map(|e| {
             let schema = schemas.get(&e.db_id).expect("filtered");
-            let level = get_sql(&schema.parse_schema(), &e.gold).ok().map(|s| hardness(&s));
+            let level = get_sql(&ParseSchema::from_db(schema), &e.gold).ok().map(|s| hardness(&s));
             (e, level, preliminary(e))
         })
         .collect();

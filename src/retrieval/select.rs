@@ -7,7 +7,7 @@ use super::similarity::{TextIndex, top_k};
 use super::skeleton::{similarity, skeleton};
 use crate::dataset::schema::DbSchema;
 use crate::eval::exact::hardness;
-use crate::eval::parse::get_sql;
+use crate::eval::parse::{ParseSchema, get_sql};
 use crate::strategy::examples::{ExamplePool, PoolText};
 use serde::{Deserialize, Serialize};
 
@@ -239,7 +239,7 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores:
         scored.into_iter().take(k).map(|(i, _)| i).collect::<Vec<_>>()
     };
     let same_hardness = |prelim: &str| -> Option<Vec<usize>> {
-        let level = hardness(&get_sql(&q.schema.parse_schema(), prelim).ok()?);
+        let level = hardness(&get_sql(&ParseSchema::from_db(q.schema), prelim).ok()?);
         Some(
             (0..pool.examples.len())
                 .filter(|&i| pool.examples[i].hardness == Some(level))
