@@ -6,6 +6,7 @@
 //! [`report`] (tables and machine-readable output). [`commands`] glues them
 //! into the CLI subcommands; `src/main.rs` only parses arguments.
 
+pub mod cli;
 pub mod commands;
 pub mod dataset;
 pub mod download;

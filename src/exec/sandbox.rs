@@ -44,10 +44,15 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+/// The default time limit of a statement, in seconds: long enough for every
+/// dev and train gold query on a slow machine (the slowest dev gold takes
+/// well under a second).
+pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
             max_rows: 5_000_000,
             max_bytes: 512 << 20,
         }

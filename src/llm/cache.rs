@@ -22,6 +22,48 @@ pub enum CacheMode {
     Off,
 }
 
+/// The cache flags of a command that calls a model (flattened into its
+/// arguments).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CacheArgs {
+    /// LLM cache file (default: ~/.cache/spider-bench/llm-cache.sqlite).
+    #[arg(long = "cache", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Replay from the cache only; a miss stops the run.
+    #[arg(long, conflicts_with = "no_cache")]
+    pub cache_only: bool,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    pub fn mode(&self) -> CacheMode {
+        if self.no_cache {
+            CacheMode::Off
+        } else if self.cache_only {
+            CacheMode::CacheOnly
+        } else {
+            CacheMode::ReadWrite
+        }
+    }
+
+    /// `--cache`, else the default cache file.
+    pub fn path(&self) -> PathBuf {
+        self.file.clone().unwrap_or_else(crate::paths::llm_cache_file)
+    }
+
+    /// The cache, opened; `None` with `--no-cache`.
+    pub fn open(&self) -> anyhow::Result<Option<Cache>> {
+        if self.mode() == CacheMode::Off {
+            return Ok(None);
+        }
+        let path = self.path();
+        let cache = Cache::open(&path).map_err(|e| e.context(format!("cannot open the LLM cache {}", path.display())))?;
+        Ok(Some(cache))
+    }
+}
+
 pub struct Cache {
     conn: Mutex<Connection>,
     path: PathBuf,

@@ -1,10 +1,10 @@
 //! Embeddings behind one trait, and dense similarity over a corpus whose
 //! vectors are computed once and stored on disk with the model's identity.
 
-use crate::llm::cache::{Cache, CacheMode, cache_key};
-use crate::llm::client::OpenAiClient;
+use crate::llm::cache::{Cache, CacheArgs, CacheMode, cache_key};
+use crate::llm::client::{ClientArgs, OpenAiClient};
 use crate::llm::{Completion, LlmError};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,37 @@ pub trait Embedder: Send + Sync {
     /// What identifies the model (stored with the vectors).
     fn identity(&self) -> String;
     async fn embed(&self, texts: &[String]) -> Result<Embedded, LlmError>;
+}
+
+/// What an embedder needs besides its name: the endpoint of "openai:MODEL"
+/// (same settings as chat) and the cache its embeddings go through.
+pub struct EmbedderSettings<'a> {
+    pub client: &'a ClientArgs,
+    pub cache: &'a CacheArgs,
+}
+
+/// The embedder a similarity name stands for: "openai:MODEL" (the
+/// embeddings API of the endpoint, same key and cache as chat) or
+/// "local:all-minilm-l6-v2" (installed by `spider-bench models fetch`).
+pub fn embedder_for(name: &str, settings: &EmbedderSettings) -> Result<Arc<dyn Embedder>> {
+    if let Some(model) = name.strip_prefix("openai:") {
+        let mode = settings.cache.mode();
+        let client = Arc::new(OpenAiClient::new(settings.client.config(model, mode)?)?);
+        let cache = settings.cache.open()?.map(Arc::new);
+        return Ok(Arc::new(OpenAiEmbedder {
+            client,
+            cache,
+            mode,
+            batch: 256,
+        }));
+    }
+    use super::local::{LocalEmbedder, MINILM_NAME, MiniLm};
+    if name.strip_prefix("local:") == Some(MINILM_NAME) {
+        return Ok(Arc::new(LocalEmbedder {
+            model: Arc::new(MiniLm::load(&crate::paths::models_dir().join(MINILM_NAME))?),
+        }));
+    }
+    bail!("similarity {name:?} is not known: use \"bm25\", \"local:{MINILM_NAME}\" or \"openai:MODEL\"")
 }
 
 pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {

@@ -86,10 +86,13 @@ pub enum HydeBy {
 }
 
 /// Options of the SQL-based selectors.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct RankOptions {
+    /// How hyde compares the hypothetical answer with pool SQL.
+    #[arg(long, value_enum, default_value = "skeleton")]
     pub hyde_by: HydeBy,
     /// Keep table and column names in skeletons (DAIL-SQL masks them).
+    #[arg(long)]
     pub keep_identifiers: bool,
 }
 
