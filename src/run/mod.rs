@@ -238,6 +238,49 @@ fn default_model(base_url_given: bool, api_key_env: &str) -> Result<String> {
 /// Runs the strategies and returns the scored records.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let model_name = opts.model_name()?;
+    let questions = load_questions(opts)?;
+    let ids = select_questions(&questions, opts)?;
+    let chosen: Vec<&Example> = ids.iter().map(|&i| &questions.examples[i]).collect();
+    let dbs = db_infos(&questions.spider, &questions.scorer, &chosen)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let strategies = build_strategies(&questions.spider, opts, &runtime)?;
+    let (model, local_stats) = build_model(opts, &model_name)?;
+    let config = run_config(opts, &questions.spider, &ids, &strategies, model.identity());
+    let dir = run_dir(opts, &model_name);
+    prepare_dir(&dir, &config, opts.resume)?;
+    let ctx = RunContext {
+        scorer: questions.scorer,
+        dbs,
+        env: Arc::new(Env {
+            model: model.clone() as Arc<dyn ChatModel>,
+            limits: questions.limits,
+        }),
+        prices: load_prices(opts)?,
+        model_name,
+    };
+    runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
+    let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
+    let (records, summaries) = write_summary(&dir, &order)?;
+    Ok(RunOutcome {
+        dir,
+        records,
+        summaries,
+        backend_calls: model.backend_calls(),
+        cache_hits: model.stats.hits.load(Ordering::Relaxed),
+        local_stats,
+    })
+}
+
+/// The questions of the split, with the scorer of their databases and the
+/// execution limits.
+struct Questions {
+    spider: Spider,
+    examples: Vec<Example>,
+    scorer: Arc<Scorer>,
+    limits: Limits,
+}
+
+fn load_questions(opts: &RunOptions) -> Result<Questions> {
     let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
     let examples = spider.load_split(opts.split)?;
     let limits = Limits {
@@ -250,12 +293,21 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         ..JudgeConfig::default()
     };
     let scorer = Arc::new(Scorer::new(&spider, &examples, judge)?);
+    Ok(Questions {
+        spider,
+        examples,
+        scorer,
+        limits,
+    })
+}
 
-    // Which questions.
-    let candidates: Vec<select::Candidate> = examples
+/// The ids of the questions the selection keeps.
+fn select_questions(questions: &Questions, opts: &RunOptions) -> Result<Vec<usize>> {
+    let candidates: Vec<select::Candidate> = questions
+        .examples
         .iter()
         .map(|e| {
-            let ctx = scorer.context(&e.db_id).expect("context per database");
+            let ctx = questions.scorer.context(&e.db_id).expect("context per database");
             select::Candidate {
                 id: e.id,
                 db_id: e.db_id.clone(),
@@ -272,18 +324,23 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             opts.selection
         );
     }
-    let chosen: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
-    let dbs = db_infos(&spider, &scorer, &chosen)?;
+    Ok(ids)
+}
 
-    // Which strategies.
+/// The strategies, with what they need built first: the example pool, and
+/// the pool's embeddings for the similarities they name.
+fn build_strategies(
+    spider: &Spider,
+    opts: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<Arc<dyn Strategy>>> {
     let names = expand(&opts.strategies, &opts.strategies_dir);
     let found = names
         .iter()
         .map(|n| find(n, &opts.strategies_dir))
         .collect::<Result<Vec<_>>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let pool = if found.iter().any(|f| f.needs_examples()) {
-        Some(load_pool(&spider)?)
+        Some(load_pool(spider)?)
     } else {
         None
     };
@@ -292,17 +349,24 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         None => Default::default(),
     };
     let resources = Resources { pool, dense };
-    let strategies: Vec<Arc<dyn Strategy>> = found.into_iter().map(|f| f.build(&resources)).collect::<Result<_>>()?;
-    let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
+    found.into_iter().map(|f| f.build(&resources)).collect()
+}
 
-    let (model, local_stats) = build_model(opts, &model_name)?;
-    let config = RunConfig {
+/// What `config.json` records of this run.
+fn run_config(
+    opts: &RunOptions,
+    spider: &Spider,
+    ids: &[usize],
+    strategies: &[Arc<dyn Strategy>],
+    model: ModelIdentity,
+) -> RunConfig {
+    RunConfig {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model.identity(),
+        model,
         api_key_env: opts.client.api_key_env.clone(),
         split: opts.split.name().to_string(),
         selection: opts.selection.clone(),
-        ids: ids.clone(),
+        ids: ids.to_vec(),
         strategies: strategies
             .iter()
             .map(|s| StrategyEntry {
@@ -319,48 +383,38 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             .iter()
             .filter_map(|f| sha256_file(&spider.root.join(f)).map(|h| (f.to_string(), h)))
             .collect(),
-    };
-    let dir = opts.out.clone().unwrap_or_else(|| {
+    }
+}
+
+/// `--out`, else `results/runs/<time>-<model>`.
+fn run_dir(opts: &RunOptions, model_name: &str) -> PathBuf {
+    opts.out.clone().unwrap_or_else(|| {
         PathBuf::from("results")
             .join("runs")
-            .join(format!("{}-{}", utc_stamp(), sanitize(&model_name)))
-    });
-    prepare_dir(&dir, &config, opts.resume)?;
+            .join(format!("{}-{}", utc_stamp(), sanitize(model_name)))
+    })
+}
 
-    let prices = {
-        let mut p = PriceTable::with_defaults();
-        if let Some(f) = &opts.prices {
-            p.load_overrides(f)?;
-        }
-        p
-    };
-    let env = Arc::new(Env {
-        model: model.clone() as Arc<dyn ChatModel>,
-        limits,
-    });
-    let ctx = RunContext {
-        scorer,
-        dbs,
-        env,
-        prices,
-        model_name,
-    };
-    runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
-    let records = rewrite_sorted(&dir, &order)?;
-    let summaries = summarize_run(&records, &order);
+/// The default prices, with `--prices` overrides.
+fn load_prices(opts: &RunOptions) -> Result<PriceTable> {
+    let mut prices = PriceTable::with_defaults();
+    if let Some(f) = &opts.prices {
+        prices.load_overrides(f)?;
+    }
+    Ok(prices)
+}
+
+/// Rewrites the records in order, and writes their comparison beside them
+/// (`summary.json`, `summary.md`).
+fn write_summary(dir: &Path, order: &[String]) -> Result<(Vec<RunRecord>, Vec<StrategySummary>)> {
+    let records = rewrite_sorted(dir, order)?;
+    let summaries = summarize_run(&records, order);
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summaries)?)?;
     std::fs::write(
         dir.join("summary.md"),
         summary::render_comparison(&summaries, crate::table::Format::Markdown),
     )?;
-    Ok(RunOutcome {
-        dir,
-        records,
-        summaries,
-        backend_calls: model.backend_calls(),
-        cache_hits: model.stats.hits.load(Ordering::Relaxed),
-        local_stats,
-    })
+    Ok((records, summaries))
 }
 
 /// Embeds the pool once for every embedding similarity the strategies use
