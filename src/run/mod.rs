@@ -13,7 +13,7 @@ use crate::eval::score::Scorer;
 use crate::exec::sandbox::{DEFAULT_TIMEOUT_SECS, Limits, off_async};
 use crate::llm::cache::{CacheArgs, CachedModel};
 use crate::llm::client::{ClientArgs, OpenAiClient};
-use crate::llm::local::{LazyLocal, LocalStats};
+use crate::llm::local::LocalStats;
 use crate::llm::pricing::PriceTable;
 use crate::llm::{ChatModel, LlmError, ModelIdentity};
 use crate::retrieval::embed::{EmbedderSettings, embedder_for};
@@ -213,8 +213,7 @@ pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
 fn build_model(opts: &RunOptions, model: &str) -> Result<(Arc<CachedModel>, Option<Arc<LocalStats>>)> {
     let (cache, mode) = (opts.cache.open()?, opts.cache.mode());
     if model.starts_with("local:") {
-        let backend = Arc::new(LazyLocal::new(model)?);
-        let stats = backend.stats.clone();
+        let (backend, stats) = crate::llm::local::generator(model)?;
         return Ok((Arc::new(CachedModel::new(backend, cache, mode)), Some(stats)));
     }
     let client = Arc::new(OpenAiClient::new(opts.client.config(model, mode)?)?);
