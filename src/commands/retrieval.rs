@@ -2,13 +2,13 @@
 //! generating anything.
 
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
-use crate::table::Format;
-use crate::retrieval::evaluate::{Selectors, evaluate, render};
 use crate::llm::cache::CacheArgs;
 use crate::llm::client::{ClientArgs, OPENAI_BASE_URL};
 use crate::retrieval::embed::{EmbedderSettings, embedder_for};
+use crate::retrieval::evaluate::{Selectors, evaluate, render};
 use crate::retrieval::select::{Method, RankOptions};
 use crate::run::record::{PREDICTIONS_FILE, read_records};
+use crate::table::Format;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::PathBuf;

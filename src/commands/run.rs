@@ -1,10 +1,10 @@
 //! `spider-bench run`, `report` and `strategies`.
 
-use crate::table::Format;
 use crate::run::record::read_records;
 use crate::run::summary::{render_comparison, summarize_run};
 use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};
 use crate::strategy::registry::list;
+use crate::table::Format;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

@@ -9,6 +9,6 @@ pub mod pyvalue {
 }
 pub mod result_eq;
 pub mod score;
-pub mod summary;
 pub mod sqlparse;
+pub mod summary;
 pub mod tokenize;

@@ -8,8 +8,8 @@
 //! assertion, float() ValueError), the functions return [`ParseError`].
 
 use super::tokenize::tokenize;
-use anyhow::Context;
 use crate::dataset::schema::DbSchema;
+use anyhow::Context;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::Path;

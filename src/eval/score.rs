@@ -3,8 +3,8 @@
 use super::exact::{Hardness, key_map};
 use super::judge::{DbContext, JudgeConfig, Mode, Status, Verdict, judge};
 use super::parse::{ParseSchema, read_parse_schema};
-use crate::dataset::{Example, SchemaSet, Spider};
 use super::summary::{OfficialDiff, Summary};
+use crate::dataset::{Example, SchemaSet, Spider};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};

@@ -59,7 +59,8 @@ impl CacheArgs {
             return Ok(None);
         }
         let path = self.path();
-        let cache = Cache::open(&path).map_err(|e| e.context(format!("cannot open the LLM cache {}", path.display())))?;
+        let cache =
+            Cache::open(&path).map_err(|e| e.context(format!("cannot open the LLM cache {}", path.display())))?;
         Ok(Some(cache))
     }
 }

@@ -7,8 +7,8 @@ use crate::dataset::Example;
 use crate::dataset::schema::SchemaSet;
 use crate::eval::exact::{Hardness, hardness};
 use crate::eval::parse::{ParseSchema, get_sql};
-use crate::table::{Format, render_grid};
 use crate::strategy::examples::ExamplePool;
+use crate::table::{Format, render_grid};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -104,7 +104,9 @@ pub fn evaluate(
         .filter(|e| schemas.get(&e.db_id).is_some())
         .map(|e| {
             let schema = schemas.get(&e.db_id).expect("filtered");
-            let level = get_sql(&ParseSchema::from_db(schema), &e.gold).ok().map(|s| hardness(&s));
+            let level = get_sql(&ParseSchema::from_db(schema), &e.gold)
+                .ok()
+                .map(|s| hardness(&s));
             (e, level, preliminary(e))
         })
         .collect();

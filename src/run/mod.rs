@@ -436,10 +436,10 @@ async fn prepare_dense(
             continue;
         }
         let settings = EmbedderSettings {
-        client: &opts.client,
-        cache: &opts.cache,
-    };
-    let embedder = embedder_for(name, &settings).with_context(|| format!("strategy {}", c.name))?;
+            client: &opts.client,
+            cache: &opts.cache,
+        };
+        let embedder = embedder_for(name, &settings).with_context(|| format!("strategy {}", c.name))?;
         out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
     Ok(out)
