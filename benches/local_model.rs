@@ -33,7 +33,8 @@ use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
 use spider_bench::llm::{
     ChatModel, ChatRequest, Completion, GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion,
 };
-use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, models_dir, spec};
+use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
+use spider_bench::paths::models_dir;
 use spider_bench::strategy::registry::{build, find};
 use spider_bench::strategy::step::Resources;
 use spider_bench::strategy::{Env, Question};

@@ -11,8 +11,9 @@
 mod common;
 
 use spider_bench::dataset::{Spider, Split};
+use spider_bench::paths::models_dir;
 use spider_bench::retrieval::embed::DenseIndex;
-use spider_bench::retrieval::local::{MINILM_NAME, MiniLm, models_dir};
+use spider_bench::retrieval::local::{MINILM_NAME, MiniLm};
 use spider_bench::retrieval::select::{Method, Query, Scores, rank};
 use std::time::Instant;
 

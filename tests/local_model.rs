@@ -9,7 +9,8 @@ mod common;
 
 use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
 use spider_bench::llm::{GenParams, Generator, Message};
-use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, models_dir, spec};
+use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
+use spider_bench::paths::models_dir;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 

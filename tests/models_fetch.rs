@@ -7,7 +7,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use spider_bench::models::{DEFAULT_EMBEDDING_MODEL, is_installed, models_dir, spec};
+use spider_bench::models::{DEFAULT_EMBEDDING_MODEL, is_installed, spec};
+use spider_bench::paths::models_dir;
 use std::process::{Command, Output};
 
 /// Serves each file of the installed embedding model at its hub path; with

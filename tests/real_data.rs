@@ -103,11 +103,11 @@ fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut o = spider_bench::run::RunOptions::new(vec!["ladder".into()], "gpt-4o-mini");
     o.data = Some(data);
-    o.base_url = server.url.clone();
-    o.api_key_env = "SPIDER_BENCH_NO_KEY".into();
+    o.client.base_url = Some(server.url.clone());
+    o.client.api_key_env = "SPIDER_BENCH_NO_KEY".into();
     o.out = Some(dir.join("run"));
-    o.cache_mode = spider_bench::llm::cache::CacheMode::Off;
-    o.concurrency = 32;
+    o.cache.no_cache = true;
+    o.client.concurrency = 32;
     o.progress = false;
     o.strategies_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
     let outcome = spider_bench::run::run(&o).unwrap();

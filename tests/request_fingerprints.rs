@@ -158,10 +158,10 @@ fn fingerprint(strategy: &str) -> (usize, String) {
     let server = FakeLlm::start(script());
     let mut o = RunOptions::new(vec![strategy.to_string()], "gpt-4o-mini");
     o.data = Some(mini_spider());
-    o.base_url = server.url.clone();
-    o.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
+    o.client.base_url = Some(server.url.clone());
+    o.client.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
     o.out = Some(dir.join("run"));
-    o.cache = Some(dir.join("cache.sqlite"));
+    o.cache.file = Some(dir.join("cache.sqlite"));
     o.progress = false;
     o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
     let outcome = run(&o).unwrap_or_else(|e| panic!("{strategy}: {e:#}"));

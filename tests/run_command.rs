@@ -7,7 +7,6 @@ mod common;
 use common::fake_llm::{FakeLlm, Reply, Script, gold_answers, question_of};
 use common::mini_spider;
 use serde_json::Value;
-use spider_bench::llm::cache::CacheMode;
 use spider_bench::run::record::RunRecord;
 use spider_bench::run::{RunOptions, run};
 use std::collections::HashMap;
@@ -37,12 +36,12 @@ fn gold_map() -> HashMap<String, String> {
 fn options(server: &FakeLlm, strategies: &[&str], dir: &Path, cache: &Path) -> RunOptions {
     let mut o = RunOptions::new(strategies.iter().map(|s| s.to_string()).collect(), "gpt-4o-mini");
     o.data = Some(mini_spider());
-    o.base_url = server.url.clone();
-    o.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
+    o.client.base_url = Some(server.url.clone());
+    o.client.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
     o.out = Some(dir.to_path_buf());
-    o.cache = Some(cache.to_path_buf());
+    o.cache.file = Some(cache.to_path_buf());
     o.progress = false;
-    o.retry_base_ms = 10;
+    o.client.retry_base_ms = 10;
     o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
     o
 }
@@ -153,7 +152,7 @@ fn a_second_run_is_served_from_the_cache_with_identical_results() {
         &dir.join("b"),
         &dir.join("c.sqlite"),
     );
-    replay.cache_mode = CacheMode::CacheOnly;
+    replay.cache.cache_only = true;
     let second = run(&replay).unwrap();
     assert_eq!(server.calls(), calls, "the replay made HTTP calls");
     assert_eq!(second.backend_calls, 0);
@@ -164,7 +163,7 @@ fn a_second_run_is_served_from_the_cache_with_identical_results() {
     );
     // --cache-only with an empty cache fails fast, naming the problem.
     let mut cold = options(&server, &["zero-shot"], &dir.join("c"), &dir.join("empty.sqlite"));
-    cold.cache_mode = CacheMode::CacheOnly;
+    cold.cache.cache_only = true;
     let err = format!("{:#}", run(&cold).err().unwrap());
     assert!(err.contains("cache miss"), "{err}");
 }

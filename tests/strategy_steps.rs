@@ -38,12 +38,12 @@ fn gold_map() -> HashMap<String, String> {
 fn options(server: &FakeLlm, strategies: &[&str], dir: &Path) -> RunOptions {
     let mut o = RunOptions::new(strategies.iter().map(|s| s.to_string()).collect(), "gpt-4o-mini");
     o.data = Some(mini_spider());
-    o.base_url = server.url.clone();
-    o.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
+    o.client.base_url = Some(server.url.clone());
+    o.client.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
     o.out = Some(dir.join("run"));
-    o.cache = Some(dir.join("cache.sqlite"));
+    o.cache.file = Some(dir.join("cache.sqlite"));
     o.progress = false;
-    o.retry_base_ms = 10;
+    o.client.retry_base_ms = 10;
     o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
     o
 }

@@ -5,21 +5,25 @@ use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::exact::Hardness;
 use crate::eval::judge::{JudgeConfig, check_gold};
 use crate::eval::score::Scorer;
-use crate::exec::sandbox::Limits;
+use crate::exec::sandbox::{DEFAULT_TIMEOUT_SECS, Limits};
 use anyhow::Result;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub struct DataCheckOptions {
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataCheckArgs {
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: f64,
+    #[arg(long)]
     pub jobs: Option<usize>,
 }
 
 /// Runs the check; returns the number of problems found (golds that fail).
-pub fn run(opts: &DataCheckOptions) -> Result<usize> {
+pub fn run(opts: &DataCheckArgs) -> Result<usize> {
     let root = resolve_data_dir(opts.data.as_deref());
     let spider = Spider::open(&root)?;
     let schemas = spider.load_schemas()?;
@@ -73,7 +77,7 @@ enum GoldCheck {
     Failed(String),
 }
 
-fn check_split(spider: &Spider, split: Split, examples: &[Example], opts: &DataCheckOptions) -> Result<usize> {
+fn check_split(spider: &Spider, split: Split, examples: &[Example], opts: &DataCheckArgs) -> Result<usize> {
     let config = JudgeConfig {
         limits: Limits {
             timeout: Duration::from_secs_f64(opts.timeout_secs),

@@ -4,23 +4,39 @@ use crate::dataset::predictions::load_predictions;
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::judge::{JudgeConfig, Mode};
 use crate::eval::score::{Record, Scorer, summarize};
-use crate::exec::sandbox::Limits;
-use crate::report::{Format, Summary};
+use crate::eval::summary::Summary;
+use crate::exec::sandbox::{DEFAULT_TIMEOUT_SECS, Limits};
+use crate::table::Format;
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
-pub struct EvalOptions {
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Spider data folder (default: $SPIDER_DATA, else spider_data/).
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Predictions: JSONL ({"id": N, "sql": "..."}) or one SQL per line.
+    #[arg(long, value_name = "FILE")]
     pub pred: PathBuf,
+    #[arg(long, value_enum, default_value = "dev")]
     pub split: Split,
+    #[arg(long, value_enum, default_value = "official")]
     pub mode: Mode,
+    /// Keep DISTINCT when executing (the official --keep_distinct).
+    #[arg(long)]
     pub keep_distinct: bool,
+    /// Time limit per query execution, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: f64,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
     pub jobs: Option<usize>,
+    /// Write one JSON object per scored example to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
 
@@ -31,7 +47,7 @@ pub struct EvalResult {
 }
 
 /// Scores the predictions and returns the records (in split order).
-pub fn evaluate(opts: &EvalOptions) -> Result<EvalResult> {
+pub fn evaluate(opts: &EvalArgs) -> Result<EvalResult> {
     let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
     let examples = spider.load_split(opts.split)?;
     let preds = load_predictions(&opts.pred, examples.len())?;
@@ -64,12 +80,12 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalResult> {
 }
 
 /// The `eval` command: score, write `--out`, print the summary.
-pub fn run(opts: &EvalOptions) -> Result<()> {
+pub fn run(opts: &EvalArgs) -> Result<()> {
     let result = evaluate(opts)?;
     if let Some(out) = &opts.out {
         write_records(out, &result.records)?;
     }
-    print!("{}", result.summary.render(opts.format));
+    print!("{}", crate::report::render(&result.summary, opts.format));
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! calls these.
 pub mod data_check;
 pub mod eval;
+pub mod models;
 pub mod retrieval;
 pub mod run;
 

@@ -2,26 +2,47 @@
 //! generating anything.
 
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
-use crate::report::Format;
+use crate::llm::cache::CacheArgs;
+use crate::llm::client::{ClientArgs, OPENAI_BASE_URL};
+use crate::retrieval::embed::{EmbedderSettings, embedder_for};
 use crate::retrieval::evaluate::{Selectors, evaluate, render};
-use crate::retrieval::select::Method;
+use crate::retrieval::select::{Method, RankOptions};
 use crate::run::record::{PREDICTIONS_FILE, read_records};
+use crate::table::Format;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub struct RetrievalOptions {
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetrievalArgs {
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "dev")]
     pub split: Split,
+    /// Selectors, comma-separated.
+    #[arg(
+        long = "selector",
+        value_name = "SELECTOR",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "random,question-similarity,masked-question-similarity,hyde,difficulty-matched,hyde-difficulty,dail"
+    )]
     pub selectors: Vec<Method>,
+    #[arg(long, default_value_t = 5)]
     pub k: usize,
-    /// `gold` (upper bound), `none`, or `RUN_DIR[:STRATEGY]`.
+    /// Hypothetical SQL for hyde/difficulty/dail: gold (upper bound), none, or RUN_DIR[:STRATEGY].
+    #[arg(long, default_value = "gold")]
     pub preliminary: String,
-    /// `bm25`, `local:all-minilm-l6-v2` or `openai:MODEL`.
+    /// Question similarity: bm25, local:all-minilm-l6-v2, or openai:MODEL (with --base-url, --api-key-env).
+    #[arg(long, default_value = "bm25")]
     pub similarity: String,
+    #[arg(long, default_value = OPENAI_BASE_URL)]
     pub base_url: String,
+    #[arg(long, default_value = "OPENAI_API_KEY")]
     pub api_key_env: String,
-    pub options: crate::retrieval::select::RankOptions,
+    #[command(flatten)]
+    pub options: RankOptions,
+    #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
 
@@ -53,7 +74,7 @@ fn preliminary_answers(spec: &str, examples: &[Example]) -> Result<HashMap<usize
 
 /// Embedding scores of every question, when the similarity is not BM25.
 fn dense_scores(
-    opts: &RetrievalOptions,
+    opts: &RetrievalArgs,
     pool: &std::sync::Arc<crate::retrieval::pool::ExamplePool>,
     questions: &[Example],
     schemas: &crate::dataset::SchemaSet,
@@ -61,11 +82,19 @@ fn dense_scores(
     if opts.similarity == "bm25" {
         return Ok(None);
     }
-    let mut run_opts = crate::run::RunOptions::new(vec![], "");
-    run_opts.base_url = opts.base_url.clone();
-    run_opts.api_key_env = opts.api_key_env.clone();
-    let embedder = crate::run::embedder_for(&opts.similarity, &run_opts)?;
-    let store = crate::llm::cache::embeddings_dir(None);
+    // The endpoint's other settings, and the cache, as `run` has them by default.
+    let client = ClientArgs {
+        base_url: Some(opts.base_url.clone()),
+        api_key_env: opts.api_key_env.clone(),
+        ..ClientArgs::default()
+    };
+    let cache = CacheArgs::default();
+    let settings = EmbedderSettings {
+        client: &client,
+        cache: &cache,
+    };
+    let embedder = embedder_for(&opts.similarity, &settings)?;
+    let store = crate::paths::embeddings_dir(None);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let start = std::time::Instant::now();
@@ -91,7 +120,7 @@ fn dense_scores(
     })
 }
 
-pub fn run(opts: &RetrievalOptions) -> Result<()> {
+pub fn run(opts: &RetrievalArgs) -> Result<()> {
     let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
     let questions = spider.load_split(opts.split)?;
     let schemas = spider.load_schemas()?;

@@ -1,18 +1,41 @@
 //! `spider-bench run`, `report` and `strategies`.
 
-use crate::report::Format;
 use crate::run::record::read_records;
 use crate::run::summary::{render_comparison, summarize_run};
 use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};
 use crate::strategy::registry::list;
+use crate::table::Format;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: RunOptions,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Run folders (written by `run`).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StrategiesArgs {
+    #[arg(long, default_value = "strategies")]
+    pub dir: PathBuf,
+}
+
 /// Runs, then prints the comparison table and where the run folder is.
-pub fn run_command(opts: &RunOptions, format: Format) -> Result<()> {
-    let outcome = run(opts)?;
-    print!("{}", render_comparison(&outcome.summaries, format));
+pub fn run_command(args: &RunArgs) -> Result<()> {
+    let outcome = run(&args.options)?;
+    print!("{}", render_comparison(&outcome.summaries, args.format));
     let calls = if outcome.local_stats.is_some() {
         "local generations"
     } else {
@@ -35,7 +58,8 @@ pub fn run_command(opts: &RunOptions, format: Format) -> Result<()> {
 }
 
 /// Prints the comparison table of saved runs (several folders: one table).
-pub fn report(dirs: &[PathBuf], format: Format) -> Result<()> {
+pub fn report(args: &ReportArgs) -> Result<()> {
+    let dirs = &args.dirs;
     let mut summaries = Vec::new();
     for dir in dirs {
         let config: RunConfig = serde_json::from_str(
@@ -52,7 +76,7 @@ pub fn report(dirs: &[PathBuf], format: Format) -> Result<()> {
         }
         summaries.extend(these);
     }
-    print!("{}", render_comparison(&summaries, format));
+    print!("{}", render_comparison(&summaries, args.format));
     Ok(())
 }
 
@@ -66,7 +90,8 @@ fn run_label(dir: &Path, config: &RunConfig) -> String {
 
 /// Lists every strategy with its steps, then the step kinds and the rules
 /// by which `+` composes strategies.
-pub fn strategies(dir: &Path) -> Result<()> {
+pub fn strategies(args: &StrategiesArgs) -> Result<()> {
+    let dir = &args.dir;
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);

@@ -1,10 +1,8 @@
-//! Database schemas: tables.json (names, types, keys) and the schema the
-//! official parser reads from each SQLite file.
+//! Database schemas: tables.json (names, types, keys). The schema the
+//! official parser reads is built from them, or from each SQLite file, by
+//! [`crate::eval::parse`].
 
-use crate::eval::exact::{KeyMap, build_key_map};
-use crate::eval::parse::ParseSchema;
 use anyhow::{Context, Result};
-use indexmap::IndexMap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,31 +107,6 @@ impl DbSchema {
             .collect()
     }
 
-    /// The official foreign-key unification map of this database.
-    pub fn key_map(&self) -> KeyMap {
-        build_key_map(
-            &self.column_names_original,
-            &self.table_names_original,
-            &self.foreign_keys,
-        )
-    }
-
-    /// The parser schema built from tables.json (for databases whose SQLite
-    /// file is missing; the official code reads it from the file).
-    pub fn parse_schema(&self) -> ParseSchema {
-        let mut tables: IndexMap<String, Vec<String>> = self
-            .table_names_original
-            .iter()
-            .map(|t| (t.to_lowercase(), vec![]))
-            .collect();
-        for (t, c) in &self.column_names_original {
-            if let Some(name) = usize::try_from(*t).ok().and_then(|t| self.table_names_original.get(t)) {
-                tables.entry(name.to_lowercase()).or_default().push(c.to_lowercase());
-            }
-        }
-        ParseSchema::new(tables)
-    }
-
     /// Column indices of every primary key column.
     pub fn primary_key_columns(&self) -> Vec<usize> {
         self.primary_keys
@@ -165,30 +138,4 @@ impl SchemaSet {
     pub fn get(&self, db_id: &str) -> Option<&DbSchema> {
         self.by_id.get(db_id)
     }
-}
-
-/// `process_sql.get_schema(db)`: lower-cased table names from
-/// `sqlite_master` and their lower-cased columns from `PRAGMA table_info`.
-pub fn read_parse_schema(sqlite: &Path) -> Result<ParseSchema> {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-    let uri = format!("file:{}?immutable=1", sqlite.display());
-    let conn = rusqlite::Connection::open_with_flags(uri, flags)
-        .with_context(|| format!("cannot open {}", sqlite.display()))?;
-    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type='table'")?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut tables = IndexMap::new();
-    for name in names {
-        let table = name.to_lowercase();
-        let mut info = conn
-            .prepare(&format!("PRAGMA table_info({table})"))
-            .with_context(|| format!("cannot read the columns of table {table} in {}", sqlite.display()))?;
-        let cols: Vec<String> = info
-            .query_map([], |r| r.get::<_, String>(1))?
-            .map(|c| c.map(|c| c.to_lowercase()))
-            .collect::<rusqlite::Result<_>>()?;
-        tables.insert(table, cols);
-    }
-    Ok(ParseSchema::new(tables))
 }

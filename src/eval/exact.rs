@@ -3,6 +3,7 @@
 //! helpers that drop values and unify foreign keys before comparing).
 
 use super::parse::*;
+use crate::dataset::schema::DbSchema;
 use std::collections::{HashMap, HashSet};
 
 /// Column-id unification map built from tables.json foreign keys
@@ -37,6 +38,11 @@ impl std::fmt::Display for Hardness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The official foreign-key unification map of a database.
+pub fn key_map(db: &DbSchema) -> KeyMap {
+    build_key_map(&db.column_names_original, &db.table_names_original, &db.foreign_keys)
 }
 
 /// `build_foreign_key_map(entry)` for one tables.json entry.

@@ -3,9 +3,10 @@
 
 use super::exact::{Hardness, KeyMap, exact_match, hardness, rebuild_for_match};
 use super::parse::{ParseSchema, Sql, get_sql};
-use super::result_eq::{Compare, Row, result_eq};
+use super::result_eq::{Compare, result_eq};
 use super::sqlparse::remove_distinct;
 use crate::exec::sandbox::{Limits, Outcome, Sandbox, with_sandbox};
+use crate::exec::value::Row;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -2,8 +2,8 @@
 pub mod exact;
 pub mod judge;
 pub mod parse;
-pub mod pyvalue;
 pub mod result_eq;
 pub mod score;
 pub mod sqlparse;
+pub mod summary;
 pub mod tokenize;

@@ -8,8 +8,11 @@
 //! assertion, float() ValueError), the functions return [`ParseError`].
 
 use super::tokenize::tokenize;
+use crate::dataset::schema::DbSchema;
+use anyhow::Context;
 use indexmap::IndexMap;
 use std::collections::HashMap;
+use std::path::Path;
 
 pub const CLAUSE_KEYWORDS: [&str; 9] = [
     "select",
@@ -189,6 +192,22 @@ impl ParseSchema {
             id_map.insert(key.clone(), format!("__{key}__"));
         }
         ParseSchema { tables, id_map }
+    }
+
+    /// The parser schema built from a tables.json entry (for databases whose
+    /// SQLite file is missing; the official code reads it from the file).
+    pub fn from_db(db: &DbSchema) -> ParseSchema {
+        let mut tables: IndexMap<String, Vec<String>> = db
+            .table_names_original
+            .iter()
+            .map(|t| (t.to_lowercase(), vec![]))
+            .collect();
+        for (t, c) in &db.column_names_original {
+            if let Some(name) = usize::try_from(*t).ok().and_then(|t| db.table_names_original.get(t)) {
+                tables.entry(name.to_lowercase()).or_default().push(c.to_lowercase());
+            }
+        }
+        ParseSchema::new(tables)
     }
 
     fn id(&self, key: &str) -> R<String> {
@@ -745,6 +764,32 @@ fn skip_semicolons(toks: &[String], mut idx: usize) -> usize {
         idx += 1;
     }
     idx
+}
+
+/// `process_sql.get_schema(db)`: lower-cased table names from
+/// `sqlite_master` and their lower-cased columns from `PRAGMA table_info`.
+pub fn read_parse_schema(sqlite: &Path) -> anyhow::Result<ParseSchema> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let uri = format!("file:{}?immutable=1", sqlite.display());
+    let conn = rusqlite::Connection::open_with_flags(uri, flags)
+        .with_context(|| format!("cannot open {}", sqlite.display()))?;
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type='table'")?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut tables = IndexMap::new();
+    for name in names {
+        let table = name.to_lowercase();
+        let mut info = conn
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .with_context(|| format!("cannot read the columns of table {table} in {}", sqlite.display()))?;
+        let cols: Vec<String> = info
+            .query_map([], |r| r.get::<_, String>(1))?
+            .map(|c| c.map(|c| c.to_lowercase()))
+            .collect::<rusqlite::Result<_>>()?;
+        tables.insert(table, cols);
+    }
+    Ok(ParseSchema::new(tables))
 }
 
 #[cfg(test)]

@@ -2,10 +2,8 @@
 //! evaluator (test-suite-sql-eval), with its one known defect kept in
 //! [`Compare::Official`] and fixed in [`Compare::Strict`].
 
-use super::pyvalue::Value;
+use crate::exec::value::{Row, Value};
 use std::collections::{HashMap, HashSet};
-
-pub type Row = Vec<Value>;
 
 /// Which comparison rules to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! Scoring many examples in parallel.
 
-use super::exact::Hardness;
+use super::exact::{Hardness, key_map};
 use super::judge::{DbContext, JudgeConfig, Mode, Status, Verdict, judge};
-use crate::dataset::schema::read_parse_schema;
+use super::parse::{ParseSchema, read_parse_schema};
+use super::summary::{OfficialDiff, Summary};
 use crate::dataset::{Example, SchemaSet, Spider};
-use crate::report::{OfficialDiff, Summary};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -135,8 +135,8 @@ pub fn summarize(records: &[Record]) -> Summary {
 
 fn db_context(spider: &Spider, schemas: &SchemaSet, db_id: &str) -> DbContext {
     let schema = schemas.get(db_id);
-    let keys = schema.map(|s| s.key_map()).unwrap_or_default();
-    let from_json = || schema.map(|s| s.parse_schema()).unwrap_or_default();
+    let keys = schema.map(key_map).unwrap_or_default();
+    let from_json = || schema.map(ParseSchema::from_db).unwrap_or_default();
     let files = spider.database_files(db_id);
     let mut ctx = DbContext {
         db_id: db_id.to_string(),

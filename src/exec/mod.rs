@@ -1,2 +1,3 @@
-//! Sandboxed execution of untrusted SQL.
+//! Sandboxed execution of untrusted SQL, and the values it returns.
 pub mod sandbox;
+pub mod value;

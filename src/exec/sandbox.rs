@@ -22,8 +22,7 @@
 // tail (Python's one-statement rule) and per-statement read-only checks.
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use crate::eval::pyvalue::{Value, decode_utf8_ignore};
-use crate::eval::result_eq::Row;
+use super::value::{Row, Value, decode_utf8_ignore};
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
@@ -45,10 +44,15 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+/// The default time limit of a statement, in seconds: long enough for every
+/// dev and train gold query on a slow machine (the slowest dev gold takes
+/// well under a second).
+pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
             max_rows: 5_000_000,
             max_bytes: 512 << 20,
         }

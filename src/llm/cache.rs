@@ -22,25 +22,47 @@ pub enum CacheMode {
     Off,
 }
 
-/// The default cache file: `$XDG_CACHE_HOME/spider-bench/llm-cache.sqlite`,
-/// else `~/.cache/spider-bench/llm-cache.sqlite`.
-pub fn default_cache_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    base.join("spider-bench").join("llm-cache.sqlite")
+/// The cache flags of a command that calls a model (flattened into its
+/// arguments).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CacheArgs {
+    /// LLM cache file (default: ~/.cache/spider-bench/llm-cache.sqlite).
+    #[arg(long = "cache", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Replay from the cache only; a miss stops the run.
+    #[arg(long, conflicts_with = "no_cache")]
+    pub cache_only: bool,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
-/// Where pool embeddings are stored: `embeddings/` beside the LLM cache
-/// file (`cache`, else the default one).
-pub fn embeddings_dir(cache: Option<&Path>) -> PathBuf {
-    let cache = cache.map(Path::to_path_buf).unwrap_or_else(default_cache_path);
-    cache
-        .parent()
-        .map(|p| p.join("embeddings"))
-        .unwrap_or_else(|| PathBuf::from("embeddings"))
+impl CacheArgs {
+    pub fn mode(&self) -> CacheMode {
+        if self.no_cache {
+            CacheMode::Off
+        } else if self.cache_only {
+            CacheMode::CacheOnly
+        } else {
+            CacheMode::ReadWrite
+        }
+    }
+
+    /// `--cache`, else the default cache file.
+    pub fn path(&self) -> PathBuf {
+        self.file.clone().unwrap_or_else(crate::paths::llm_cache_file)
+    }
+
+    /// The cache, opened; `None` with `--no-cache`.
+    pub fn open(&self) -> anyhow::Result<Option<Cache>> {
+        if self.mode() == CacheMode::Off {
+            return Ok(None);
+        }
+        let path = self.path();
+        let cache =
+            Cache::open(&path).map_err(|e| e.context(format!("cannot open the LLM cache {}", path.display())))?;
+        Ok(Some(cache))
+    }
 }
 
 pub struct Cache {

@@ -4,6 +4,7 @@
 //! 429/5xx/timeouts that honour `Retry-After`, and `n` samples sent natively
 //! or as separate requests where the server ignores `n`.
 
+use super::cache::CacheMode;
 use super::{GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::RngExt;
@@ -62,6 +63,74 @@ impl ClientConfig {
     }
 }
 
+/// The endpoint settings of a command that calls an OpenAI-compatible
+/// server (flattened into its arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama:
+    /// http://host:port/v1). Default: OpenAI's API.
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Requests (and questions) in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Requests per minute, at most.
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute, at most (estimated before each request).
+    #[arg(long)]
+    pub tpm: Option<u32>,
+    #[arg(long, default_value_t = 120.0)]
+    pub request_timeout_secs: f64,
+    /// Retries of a request on 429, 5xx and timeouts.
+    #[arg(long, default_value_t = 6)]
+    pub max_retries: u32,
+    /// First retry delay (doubled each time, with jitter) unless the server says Retry-After.
+    #[arg(long, default_value_t = 1000)]
+    pub retry_base_ms: u64,
+}
+
+impl Default for ClientArgs {
+    fn default() -> Self {
+        crate::cli::defaults()
+    }
+}
+
+impl ClientArgs {
+    /// `--base-url`, else OpenAI's API.
+    pub fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or(OPENAI_BASE_URL)
+    }
+
+    /// The client configuration for `model`, the key read from its
+    /// variable. OpenAI's API without a key is refused, unless the cache
+    /// answers everything (`CacheMode::CacheOnly`).
+    pub fn config(&self, model: &str, cache_mode: CacheMode) -> anyhow::Result<ClientConfig> {
+        let api_key = std::env::var(&self.api_key_env).ok().filter(|k| !k.trim().is_empty());
+        if api_key.is_none()
+            && self.base_url().trim_end_matches('/') == OPENAI_BASE_URL
+            && cache_mode != CacheMode::CacheOnly
+        {
+            anyhow::bail!(
+                "${} is not set: set it to your OpenAI key, name another variable with --api-key-env, \
+                 or point --base-url at an OpenAI-compatible server (vLLM, llama.cpp, Ollama...)",
+                self.api_key_env
+            );
+        }
+        let mut config = ClientConfig::new(self.base_url(), model, api_key);
+        config.concurrency = self.concurrency.max(1);
+        config.requests_per_minute = self.rpm;
+        config.tokens_per_minute = self.tpm;
+        config.request_timeout = Duration::from_secs_f64(self.request_timeout_secs);
+        config.max_retries = self.max_retries;
+        config.initial_backoff = Duration::from_millis(self.retry_base_ms);
+        Ok(config)
+    }
+}
+
 /// Counters for the run summary.
 #[derive(Debug, Default)]
 pub struct ClientStats {
@@ -117,15 +186,9 @@ enum Attempt {
     Fail(LlmError),
 }
 
-pub(crate) fn install_crypto_provider() {
-    // reqwest's rustls needs a process-wide provider; ring builds with a C
-    // compiler only. Installing twice is harmless (the second call fails).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl OpenAiClient {
     pub fn new(config: ClientConfig) -> Result<Self, LlmError> {
-        install_crypto_provider();
+        crate::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .build()

@@ -1,7 +1,7 @@
 //! Chat models behind one trait. Two backends generate fresh samples (the
 //! [`Generator`] trait): the OpenAI-compatible HTTP client
 //! ([`client::OpenAiClient`]) and the embedded llama.cpp model
-//! ([`local::LocalModel`]); either is wrapped by the on-disk cache
+//! ([`local`], with the `local-models` feature); either is wrapped by the on-disk cache
 //! ([`cache::CachedModel`]), so caching and accounting are the same for both. Every completion carries its usage, latency and
 //! cache key, so a replay from the cache reports exactly what the original
 //! run did.

@@ -1,10 +1,11 @@
 //! Embeddings behind one trait, and dense similarity over a corpus whose
 //! vectors are computed once and stored on disk with the model's identity.
 
-use crate::llm::cache::{Cache, CacheMode, cache_key};
-use crate::llm::client::OpenAiClient;
+use crate::llm::cache::{Cache, CacheArgs, CacheMode, cache_key};
+use crate::llm::client::{ClientArgs, OpenAiClient};
 use crate::llm::{Completion, LlmError};
-use anyhow::{Context, Result};
+use crate::models::DEFAULT_EMBEDDING_MODEL;
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,51 @@ pub trait Embedder: Send + Sync {
     /// What identifies the model (stored with the vectors).
     fn identity(&self) -> String;
     async fn embed(&self, texts: &[String]) -> Result<Embedded, LlmError>;
+}
+
+/// What an embedder needs besides its name: the endpoint of "openai:MODEL"
+/// (same settings as chat) and the cache its embeddings go through.
+pub struct EmbedderSettings<'a> {
+    pub client: &'a ClientArgs,
+    pub cache: &'a CacheArgs,
+}
+
+/// The embedder a similarity name stands for: "openai:MODEL" (the
+/// embeddings API of the endpoint, same key and cache as chat) or
+/// "local:all-minilm-l6-v2" (installed by `spider-bench models fetch`).
+pub fn embedder_for(name: &str, settings: &EmbedderSettings) -> Result<Arc<dyn Embedder>> {
+    if let Some(model) = name.strip_prefix("openai:") {
+        let mode = settings.cache.mode();
+        let client = Arc::new(OpenAiClient::new(settings.client.config(model, mode)?)?);
+        let cache = settings.cache.open()?.map(Arc::new);
+        return Ok(Arc::new(OpenAiEmbedder {
+            client,
+            cache,
+            mode,
+            batch: 256,
+        }));
+    }
+    if name.starts_with("local:") {
+        return local_embedder(name);
+    }
+    bail!("similarity {name:?} is not known: use \"bm25\", \"local:{DEFAULT_EMBEDDING_MODEL}\" or \"openai:MODEL\"")
+}
+
+/// The local all-MiniLM-L6-v2, from the models folder.
+#[cfg(feature = "local-models")]
+fn local_embedder(name: &str) -> Result<Arc<dyn Embedder>> {
+    use super::local::{LocalEmbedder, MINILM_NAME, MiniLm};
+    if name.strip_prefix("local:") != Some(MINILM_NAME) {
+        bail!("similarity {name:?} is not known: the local embedding model is local:{MINILM_NAME}");
+    }
+    Ok(Arc::new(LocalEmbedder {
+        model: Arc::new(MiniLm::load(&crate::paths::models_dir().join(MINILM_NAME))?),
+    }))
+}
+
+#[cfg(not(feature = "local-models"))]
+fn local_embedder(name: &str) -> Result<Arc<dyn Embedder>> {
+    bail!("similarity {name}: {}", crate::models::WITHOUT_LOCAL_MODELS)
 }
 
 pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
@@ -144,7 +190,9 @@ impl DenseIndex {
     }
 
     /// Scores of many query vectors at once: one matrix product (SIMD gemm
-    /// through candle) instead of a dot product loop per query.
+    /// through candle) instead of a dot product loop per query; the loop
+    /// without the `local-models` feature.
+    #[cfg(feature = "local-models")]
     pub fn scores_batch(&self, queries: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let dim = self.vectors.first().map_or(0, Vec::len);
         if queries.is_empty() || dim == 0 {
@@ -157,6 +205,11 @@ impl DenseIndex {
             q.matmul(&corpus.t()?)?.to_vec2::<f32>()
         };
         product().unwrap_or_else(|_| queries.iter().map(|q| self.scores_of(q)).collect())
+    }
+
+    #[cfg(not(feature = "local-models"))]
+    pub fn scores_batch(&self, queries: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        queries.iter().map(|q| self.scores_of(q)).collect()
     }
 
     /// The corpus vectors from `dir` when stored there for this model and

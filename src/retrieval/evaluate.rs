@@ -7,8 +7,8 @@ use super::skeleton::{similarity, skeleton};
 use crate::dataset::Example;
 use crate::dataset::schema::SchemaSet;
 use crate::eval::exact::{Hardness, hardness};
-use crate::eval::parse::get_sql;
-use crate::report::Format;
+use crate::eval::parse::{ParseSchema, get_sql};
+use crate::table::{Format, render_grid};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -104,7 +104,9 @@ pub fn evaluate(
         .filter(|e| schemas.get(&e.db_id).is_some())
         .map(|e| {
             let schema = schemas.get(&e.db_id).expect("filtered");
-            let level = get_sql(&schema.parse_schema(), &e.gold).ok().map(|s| hardness(&s));
+            let level = get_sql(&ParseSchema::from_db(schema), &e.gold)
+                .ok()
+                .map(|s| hardness(&s));
             (e, level, preliminary(e))
         })
         .collect();
@@ -196,6 +198,6 @@ pub fn render(scores: &[SelectorScore], format: Format) -> String {
     );
     match format {
         Format::Json => serde_json::to_string_pretty(scores).expect("serializes") + "\n",
-        _ => crate::report::render_grid(&HEADER, &scores.iter().map(row).collect::<Vec<_>>(), format, &note),
+        _ => render_grid(&HEADER, &scores.iter().map(row).collect::<Vec<_>>(), format, &note),
     }
 }

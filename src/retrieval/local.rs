@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
@@ -117,16 +117,4 @@ impl Embedder for LocalEmbedder {
             .map_err(|e| LlmError::Request(format!("local embedding failed: {e:#}")))?;
         Ok(Embedded { vectors, usage: vec![] })
     }
-}
-
-/// Where models are installed: `$SPIDER_BENCH_MODELS`, else
-/// `$XDG_CACHE_HOME/spider-bench/models`, else `~/.cache/spider-bench/models`.
-pub fn models_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("SPIDER_BENCH_MODELS").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
-    }
-    crate::llm::cache::default_cache_path()
-        .parent()
-        .map(|p| p.join("models"))
-        .unwrap_or_else(|| PathBuf::from("models"))
 }

@@ -3,6 +3,8 @@
 //! examples for a question.
 pub mod embed;
 pub mod evaluate;
+/// The local embedding model (candle), built with the `local-models` feature.
+#[cfg(feature = "local-models")]
 pub mod local;
 pub mod mask;
 pub mod pool;

@@ -64,8 +64,10 @@ impl ExamplePool {
     /// classifier on tables.json's schema).
     pub fn new(examples: &[crate::dataset::Example], dbs: BTreeMap<String, Arc<DbInfo>>) -> Self {
         use super::{mask::mask_question, skeleton::skeleton};
-        let parse_schemas: BTreeMap<&String, crate::eval::parse::ParseSchema> =
-            dbs.iter().map(|(id, db)| (id, db.schema.parse_schema())).collect();
+        let parse_schemas: BTreeMap<&String, crate::eval::parse::ParseSchema> = dbs
+            .iter()
+            .map(|(id, db)| (id, crate::eval::parse::ParseSchema::from_db(&db.schema)))
+            .collect();
         let examples = examples
             .iter()
             .map(|e| PoolExample {

@@ -8,7 +8,7 @@ use super::similarity::{TextIndex, top_k};
 use super::skeleton::{similarity, skeleton};
 use crate::dataset::schema::DbSchema;
 use crate::eval::exact::hardness;
-use crate::eval::parse::get_sql;
+use crate::eval::parse::{ParseSchema, get_sql};
 use serde::{Deserialize, Serialize};
 
 /// A way to rank the pool.
@@ -86,10 +86,13 @@ pub enum HydeBy {
 }
 
 /// Options of the SQL-based selectors.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct RankOptions {
+    /// How hyde compares the hypothetical answer with pool SQL.
+    #[arg(long, value_enum, default_value = "skeleton")]
     pub hyde_by: HydeBy,
     /// Keep table and column names in skeletons (DAIL-SQL masks them).
+    #[arg(long)]
     pub keep_identifiers: bool,
 }
 
@@ -239,7 +242,7 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores:
         scored.into_iter().take(k).map(|(i, _)| i).collect::<Vec<_>>()
     };
     let same_hardness = |prelim: &str| -> Option<Vec<usize>> {
-        let level = hardness(&get_sql(&q.schema.parse_schema(), prelim).ok()?);
+        let level = hardness(&get_sql(&ParseSchema::from_db(q.schema), prelim).ok()?);
         Some(
             (0..pool.examples.len())
                 .filter(|&i| pool.examples[i].hardness == Some(level))

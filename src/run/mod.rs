@@ -11,12 +11,13 @@ use crate::eval::exact::hardness;
 use crate::eval::judge::{JudgeConfig, Mode};
 use crate::eval::parse::get_sql;
 use crate::eval::score::Scorer;
-use crate::exec::sandbox::{Limits, off_async};
-use crate::llm::cache::{Cache, CacheMode, CachedModel, default_cache_path};
-use crate::llm::client::{ClientConfig, OPENAI_BASE_URL, OpenAiClient};
-use crate::llm::local::{LazyLocal, LocalStats};
+use crate::exec::sandbox::{DEFAULT_TIMEOUT_SECS, Limits, off_async};
+use crate::llm::cache::{CacheArgs, CachedModel};
+use crate::llm::client::{ClientArgs, OpenAiClient};
+use crate::llm::local::LocalStats;
 use crate::llm::pricing::PriceTable;
 use crate::llm::{ChatModel, LlmError, ModelIdentity};
+use crate::retrieval::embed::{EmbedderSettings, embedder_for};
 use crate::retrieval::pool::ExamplePool;
 use crate::strategy::registry::{build, expand, find};
 use crate::strategy::spec::StrategySpec;
@@ -35,58 +36,64 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use summary::{StrategySummary, summarize_run};
 
-#[derive(Debug, Clone)]
+/// The options of `spider-bench run` (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunOptions {
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Strategies, comma-separated: rungs (zero-shot, few-shot, cot, exec-retry,
+    /// self-consistency), compositions (cot+self-consistency) or TOML names.
+    #[arg(long = "strategy", value_name = "STRATEGY", value_delimiter = ',', required = true)]
     pub strategies: Vec<String>,
+    /// Folder of TOML strategy files.
+    #[arg(long, default_value = "strategies")]
     pub strategies_dir: PathBuf,
-    pub model: String,
-    pub base_url: String,
-    pub api_key_env: String,
+    /// Model name as the server knows it, or local:NAME for a model run in
+    /// this process (see `models list`). Default: local:qwen2.5-coder-0.5b
+    /// when neither an API key nor --base-url is given.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, value_enum, default_value = "dev")]
     pub split: Split,
+    #[command(flatten)]
     pub selection: Selection,
-    pub concurrency: usize,
-    pub requests_per_minute: Option<u32>,
-    pub tokens_per_minute: Option<u32>,
-    pub request_timeout_secs: f64,
-    pub max_retries: u32,
-    pub retry_base_ms: u64,
+    /// Run folder (default: results/runs/<time>-<model>).
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Continue the run in --out, skipping finished examples.
+    #[arg(long, requires = "out")]
     pub resume: bool,
-    pub cache: Option<PathBuf>,
-    pub cache_mode: CacheMode,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    #[arg(long, value_enum, default_value = "official")]
     pub mode: Mode,
+    /// Time limit per SQL execution, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: f64,
+    /// Price table overrides (TOML: [models."name"] input = .., output = .., USD per 1M tokens).
+    #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long = "quiet", action = clap::ArgAction::SetFalse)]
     pub progress: bool,
 }
 
 impl RunOptions {
-    /// Defaults for everything but what must be chosen.
+    /// The command line's defaults for everything but what must be chosen.
     pub fn new(strategies: Vec<String>, model: &str) -> Self {
-        RunOptions {
-            data: None,
-            strategies,
-            strategies_dir: PathBuf::from("strategies"),
-            model: model.to_string(),
-            base_url: OPENAI_BASE_URL.to_string(),
-            api_key_env: "OPENAI_API_KEY".to_string(),
-            split: Split::Dev,
-            selection: Selection::default(),
-            concurrency: 8,
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            request_timeout_secs: 120.0,
-            max_retries: 6,
-            retry_base_ms: 1000,
-            out: None,
-            resume: false,
-            cache: None,
-            cache_mode: CacheMode::ReadWrite,
-            mode: Mode::Official,
-            timeout_secs: 30.0,
-            prices: None,
-            progress: true,
+        let mut o: RunOptions = crate::cli::parse(&["--strategy", "-"]);
+        o.strategies = strategies;
+        o.model = Some(model.to_string());
+        o
+    }
+
+    /// `--model`, else the default model (see [`default_model`]).
+    pub fn model_name(&self) -> Result<String> {
+        match &self.model {
+            Some(m) => Ok(m.clone()),
+            None => default_model(self.client.base_url.is_some(), &self.client.api_key_env),
         }
     }
 }
@@ -202,56 +209,22 @@ pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
     Ok(Arc::new(ExamplePool::new(&train, dbs)))
 }
 
-/// The client configuration for `opts` (the key read from its variable).
-fn client_config(opts: &RunOptions) -> Result<ClientConfig> {
-    let api_key = std::env::var(&opts.api_key_env).ok().filter(|k| !k.trim().is_empty());
-    if api_key.is_none()
-        && opts.base_url.trim_end_matches('/') == OPENAI_BASE_URL
-        && opts.cache_mode != CacheMode::CacheOnly
-    {
-        bail!(
-            "${} is not set: set it to your OpenAI key, name another variable with --api-key-env, \
-             or point --base-url at an OpenAI-compatible server (vLLM, llama.cpp, Ollama...)",
-            opts.api_key_env
-        );
-    }
-    let mut config = ClientConfig::new(&opts.base_url, &opts.model, api_key);
-    config.concurrency = opts.concurrency.max(1);
-    config.requests_per_minute = opts.requests_per_minute;
-    config.tokens_per_minute = opts.tokens_per_minute;
-    config.request_timeout = Duration::from_secs_f64(opts.request_timeout_secs);
-    config.max_retries = opts.max_retries;
-    config.initial_backoff = Duration::from_millis(opts.retry_base_ms);
-    Ok(config)
-}
-
-fn open_cache(opts: &RunOptions) -> Result<Option<Cache>> {
-    if opts.cache_mode == CacheMode::Off {
-        return Ok(None);
-    }
-    let path = opts.cache.clone().unwrap_or_else(default_cache_path);
-    Ok(Some(Cache::open(&path).with_context(|| {
-        format!("cannot open the LLM cache {}", path.display())
-    })?))
-}
-
 /// The model of the run behind the cache: the embedded llama.cpp model for
 /// "local:NAME" (loaded only when the cache cannot answer everything, so a
 /// replay needs no weights), else the HTTP client.
-fn build_model(opts: &RunOptions) -> Result<(Arc<CachedModel>, Option<Arc<LocalStats>>)> {
-    let cache = open_cache(opts)?;
-    if opts.model.starts_with("local:") {
-        let backend = Arc::new(LazyLocal::new(&opts.model)?);
-        let stats = backend.stats.clone();
-        return Ok((Arc::new(CachedModel::new(backend, cache, opts.cache_mode)), Some(stats)));
+fn build_model(opts: &RunOptions, model: &str) -> Result<(Arc<CachedModel>, Option<Arc<LocalStats>>)> {
+    let (cache, mode) = (opts.cache.open()?, opts.cache.mode());
+    if model.starts_with("local:") {
+        let (backend, stats) = crate::llm::local::generator(model)?;
+        return Ok((Arc::new(CachedModel::new(backend, cache, mode)), Some(stats)));
     }
-    let client = Arc::new(OpenAiClient::new(client_config(opts)?)?);
-    Ok((Arc::new(CachedModel::new(client, cache, opts.cache_mode)), None))
+    let client = Arc::new(OpenAiClient::new(opts.client.config(model, mode)?)?);
+    Ok((Arc::new(CachedModel::new(client, cache, mode)), None))
 }
 
 /// The model a run uses when `--model` is not given: the local default
 /// where no API key and no `--base-url` are set; otherwise the user must say.
-pub fn default_model(base_url_given: bool, api_key_env: &str) -> Result<String> {
+fn default_model(base_url_given: bool, api_key_env: &str) -> Result<String> {
     let has_key = std::env::var(api_key_env).is_ok_and(|k| !k.trim().is_empty());
     if base_url_given || has_key {
         bail!(
@@ -265,6 +238,51 @@ pub fn default_model(base_url_given: bool, api_key_env: &str) -> Result<String> 
 
 /// Runs the strategies and returns the scored records.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
+    let model_name = opts.model_name()?;
+    let questions = load_questions(opts)?;
+    let ids = select_questions(&questions, opts)?;
+    let chosen: Vec<&Example> = ids.iter().map(|&i| &questions.examples[i]).collect();
+    let dbs = db_infos(&questions.spider, &questions.scorer, &chosen)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let strategies = build_strategies(&questions.spider, opts, &runtime)?;
+    let (model, local_stats) = build_model(opts, &model_name)?;
+    let config = run_config(opts, &questions.spider, &ids, &strategies, model.identity());
+    let dir = run_dir(opts, &model_name);
+    prepare_dir(&dir, &config, opts.resume)?;
+    let ctx = RunContext {
+        scorer: questions.scorer,
+        dbs,
+        env: Arc::new(Env {
+            model: model.clone() as Arc<dyn ChatModel>,
+            limits: questions.limits,
+            schemas: Default::default(),
+        }),
+        prices: load_prices(opts)?,
+        model_name,
+    };
+    runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
+    let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
+    let (records, summaries) = write_summary(&dir, &order)?;
+    Ok(RunOutcome {
+        dir,
+        records,
+        summaries,
+        backend_calls: model.backend_calls(),
+        cache_hits: model.stats.hits.load(Ordering::Relaxed),
+        local_stats,
+    })
+}
+
+/// The questions of the split, with the scorer of their databases and the
+/// execution limits.
+struct Questions {
+    spider: Spider,
+    examples: Vec<Example>,
+    scorer: Arc<Scorer>,
+    limits: Limits,
+}
+
+fn load_questions(opts: &RunOptions) -> Result<Questions> {
     let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
     let examples = spider.load_split(opts.split)?;
     let limits = Limits {
@@ -277,12 +295,21 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         ..JudgeConfig::default()
     };
     let scorer = Arc::new(Scorer::new(&spider, &examples, judge)?);
+    Ok(Questions {
+        spider,
+        examples,
+        scorer,
+        limits,
+    })
+}
 
-    // Which questions.
-    let candidates: Vec<select::Candidate> = examples
+/// The ids of the questions the selection keeps.
+fn select_questions(questions: &Questions, opts: &RunOptions) -> Result<Vec<usize>> {
+    let candidates: Vec<select::Candidate> = questions
+        .examples
         .iter()
         .map(|e| {
-            let ctx = scorer.context(&e.db_id).expect("context per database");
+            let ctx = questions.scorer.context(&e.db_id).expect("context per database");
             select::Candidate {
                 id: e.id,
                 db_id: e.db_id.clone(),
@@ -299,18 +326,23 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             opts.selection
         );
     }
-    let chosen: Vec<&Example> = ids.iter().map(|&i| &examples[i]).collect();
-    let dbs = db_infos(&spider, &scorer, &chosen)?;
+    Ok(ids)
+}
 
-    // Which strategies.
+/// The strategies, with what they need built first: the example pool, and
+/// the pool's embeddings for the similarities they name.
+fn build_strategies(
+    spider: &Spider,
+    opts: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<Arc<dyn Strategy>>> {
     let names = expand(&opts.strategies, &opts.strategies_dir);
     let found = names
         .iter()
         .map(|n| find(n, &opts.strategies_dir))
         .collect::<Result<Vec<StrategySpec>>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let pool = if found.iter().any(|f| f.needs_examples()) {
-        Some(load_pool(&spider)?)
+        Some(load_pool(spider)?)
     } else {
         None
     };
@@ -323,17 +355,24 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         dense,
         strategies_dir: opts.strategies_dir.clone(),
     };
-    let strategies: Vec<Arc<dyn Strategy>> = found.iter().map(|f| build(f, &resources)).collect::<Result<_>>()?;
-    let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
+    found.iter().map(|f| build(f, &resources)).collect()
+}
 
-    let (model, local_stats) = build_model(opts)?;
-    let config = RunConfig {
+/// What `config.json` records of this run.
+fn run_config(
+    opts: &RunOptions,
+    spider: &Spider,
+    ids: &[usize],
+    strategies: &[Arc<dyn Strategy>],
+    model: ModelIdentity,
+) -> RunConfig {
+    RunConfig {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model.identity(),
-        api_key_env: opts.api_key_env.clone(),
+        model,
+        api_key_env: opts.client.api_key_env.clone(),
         split: opts.split.name().to_string(),
         selection: opts.selection.clone(),
-        ids: ids.clone(),
+        ids: ids.to_vec(),
         strategies: strategies
             .iter()
             .map(|s| StrategyEntry {
@@ -350,49 +389,38 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             .iter()
             .filter_map(|f| sha256_file(&spider.root.join(f)).map(|h| (f.to_string(), h)))
             .collect(),
-    };
-    let dir = opts.out.clone().unwrap_or_else(|| {
+    }
+}
+
+/// `--out`, else `results/runs/<time>-<model>`.
+fn run_dir(opts: &RunOptions, model_name: &str) -> PathBuf {
+    opts.out.clone().unwrap_or_else(|| {
         PathBuf::from("results")
             .join("runs")
-            .join(format!("{}-{}", utc_stamp(), sanitize(&opts.model)))
-    });
-    prepare_dir(&dir, &config, opts.resume)?;
+            .join(format!("{}-{}", utc_stamp(), sanitize(model_name)))
+    })
+}
 
-    let prices = {
-        let mut p = PriceTable::with_defaults();
-        if let Some(f) = &opts.prices {
-            p.load_overrides(f)?;
-        }
-        p
-    };
-    let env = Arc::new(Env {
-        model: model.clone() as Arc<dyn ChatModel>,
-        limits,
-        schemas: Default::default(),
-    });
-    let ctx = RunContext {
-        scorer,
-        dbs,
-        env,
-        prices,
-        model_name: opts.model.clone(),
-    };
-    runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
-    let records = rewrite_sorted(&dir, &order)?;
-    let summaries = summarize_run(&records, &order);
+/// The default prices, with `--prices` overrides.
+fn load_prices(opts: &RunOptions) -> Result<PriceTable> {
+    let mut prices = PriceTable::with_defaults();
+    if let Some(f) = &opts.prices {
+        prices.load_overrides(f)?;
+    }
+    Ok(prices)
+}
+
+/// Rewrites the records in order, and writes their comparison beside them
+/// (`summary.json`, `summary.md`).
+fn write_summary(dir: &Path, order: &[String]) -> Result<(Vec<RunRecord>, Vec<StrategySummary>)> {
+    let records = rewrite_sorted(dir, order)?;
+    let summaries = summarize_run(&records, order);
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summaries)?)?;
     std::fs::write(
         dir.join("summary.md"),
-        summary::render_comparison(&summaries, crate::report::Format::Markdown),
+        summary::render_comparison(&summaries, crate::table::Format::Markdown),
     )?;
-    Ok(RunOutcome {
-        dir,
-        records,
-        summaries,
-        backend_calls: model.backend_calls(),
-        cache_hits: model.stats.hits.load(Ordering::Relaxed),
-        local_stats,
-    })
+    Ok((records, summaries))
 }
 
 /// Embeds the pool once for every embedding similarity the strategies use
@@ -405,7 +433,7 @@ async fn prepare_dense(
 ) -> Result<BTreeMap<String, Arc<crate::retrieval::select::Similarity>>> {
     use crate::retrieval::select::Similarity;
     let mut out = BTreeMap::new();
-    let store = crate::llm::cache::embeddings_dir(opts.cache.as_deref());
+    let store = crate::paths::embeddings_dir(opts.cache.file.as_deref());
     for spec in found.iter().filter(|s| s.needs_examples()) {
         let name = spec
             .params_of("examples")
@@ -416,38 +444,14 @@ async fn prepare_dense(
         if name == "bm25" || out.contains_key(&name) {
             continue;
         }
-        let embedder = embedder_for(&name, opts).with_context(|| format!("strategy {}", spec.name))?;
+        let settings = EmbedderSettings {
+            client: &opts.client,
+            cache: &opts.cache,
+        };
+        let embedder = embedder_for(&name, &settings).with_context(|| format!("strategy {}", spec.name))?;
         out.insert(name.clone(), Arc::new(Similarity::dense(embedder, pool, &store).await?));
     }
     Ok(out)
-}
-
-/// The embedder a similarity name stands for: "openai:MODEL" (the
-/// embeddings API of the run's endpoint, same key and cache) or
-/// "local:all-minilm-l6-v2" (installed by `spider-bench models fetch`).
-pub fn embedder_for(name: &str, opts: &RunOptions) -> Result<Arc<dyn crate::retrieval::embed::Embedder>> {
-    use crate::retrieval::embed::OpenAiEmbedder;
-    use crate::retrieval::local::{LocalEmbedder, MINILM_NAME, MiniLm, models_dir};
-    if let Some(model) = name.strip_prefix("openai:") {
-        let embedding_opts = RunOptions {
-            model: model.to_string(),
-            ..opts.clone()
-        };
-        let client = Arc::new(OpenAiClient::new(client_config(&embedding_opts)?)?);
-        let cache = open_cache(opts)?.map(Arc::new);
-        return Ok(Arc::new(OpenAiEmbedder {
-            client,
-            cache,
-            mode: opts.cache_mode,
-            batch: 256,
-        }));
-    }
-    if name.strip_prefix("local:") == Some(MINILM_NAME) {
-        return Ok(Arc::new(LocalEmbedder {
-            model: Arc::new(MiniLm::load(&models_dir().join(MINILM_NAME))?),
-        }));
-    }
-    bail!("similarity {name:?} is not known: use \"bm25\", \"local:{MINILM_NAME}\" or \"openai:MODEL\"")
 }
 
 /// Creates the run folder, or checks that a resumed one was made for the
@@ -559,7 +563,7 @@ async fn execute(
     let mut tally = Tally::from(&existing);
     bar.set_message(tally.message());
     let mut results = futures::stream::iter(todo.into_iter().map(|(s, e)| answer(ctx, s.as_ref(), e)))
-        .buffer_unordered(opts.concurrency.max(1));
+        .buffer_unordered(opts.client.concurrency.max(1));
     while let Some(result) = results.next().await {
         match result {
             Ok(record) => {

@@ -7,11 +7,19 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, clap::Args)]
 pub struct Selection {
+    /// The first N scorable questions.
+    #[arg(long, conflicts_with = "sample")]
     pub limit: Option<usize>,
+    /// N questions drawn at random, stratified by hardness.
+    #[arg(long)]
     pub sample: Option<usize>,
+    /// Seed of --sample.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Only questions on this database.
+    #[arg(long)]
     pub db: Option<String>,
 }
 

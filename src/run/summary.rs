@@ -3,7 +3,7 @@
 use super::record::RunRecord;
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
-use crate::report::Format;
+use crate::table::{Format, render_grid};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -125,7 +125,7 @@ pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> Strin
         Format::Json => serde_json::to_string_pretty(summaries).expect("serializes") + "\n",
         _ => {
             let rows: Vec<Vec<String>> = summaries.iter().map(row).collect();
-            crate::report::render_grid(
+            render_grid(
                 &HEADER,
                 &rows,
                 format,

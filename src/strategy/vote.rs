@@ -1,8 +1,7 @@
 //! Final selection among samples: majority vote by execution result, ties
 //! going to the earliest sample (as DAIL-SQL and C3 do).
 
-use crate::eval::pyvalue::Value;
-use crate::eval::result_eq::Row;
+use crate::exec::value::{Row, Value};
 use sha2::{Digest, Sha256};
 
 /// A result's identity for voting: cells compared as Python compares them

@@ -1,8 +1,12 @@
-//! SQL result values with the semantics of Python's `sqlite3` + the official
-//! evaluator: Python `==`/`hash` equality (so `1 == 1.0`), and the
-//! `str(v) + str(type(v))` sort key that `exec_eval.unorder_row` uses.
+//! SQL result values, as [`super::sandbox`] returns them, with the semantics
+//! of Python's `sqlite3` + the official evaluator: Python `==`/`hash`
+//! equality (so `1 == 1.0`), and the `str(v) + str(type(v))` sort key that
+//! `exec_eval.unorder_row` uses.
 
 use std::hash::{Hash, Hasher};
+
+/// One row of a query result.
+pub type Row = Vec<Value>;
 
 /// One cell of a query result, as Python's `sqlite3` returns it.
 #[derive(Clone, Debug)]

@@ -1,0 +1,399 @@
+//! The llama.cpp engine behind [`super`] (built with the `local-models`
+//! feature).
+
+use super::LocalStats;
+use crate::llm::{GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion};
+use anyhow::{Context, Result, anyhow, bail};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Instant;
+
+/// Where the backend and its context are set up.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// The model's name (`local:NAME`), shown in reports and cache keys.
+    pub name: String,
+    pub gguf: PathBuf,
+    /// Its sha256, part of the identity so a different file never replays
+    /// another file's answers.
+    pub sha256: String,
+    /// Context length in tokens (prompt and answer together).
+    pub context: u32,
+    /// CPU threads for llama.cpp (default: every core).
+    pub threads: usize,
+}
+
+impl LocalConfig {
+    pub fn new(name: &str, gguf: &Path, sha256: &str) -> Self {
+        LocalConfig {
+            name: name.to_string(),
+            gguf: gguf.to_path_buf(),
+            sha256: sha256.to_string(),
+            context: 8192,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        }
+    }
+}
+
+struct Job {
+    prompt: String,
+    params: GenParams,
+    k: u32,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<RawCompletion>, LlmError>>,
+}
+
+pub struct LocalModel {
+    config: LocalConfig,
+    template: minijinja::Environment<'static>,
+    jobs: mpsc::Sender<Job>,
+    pub stats: Arc<LocalStats>,
+}
+
+/// llama.cpp's process-wide state, set up once.
+fn backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let mut b = LlamaBackend::init().map_err(|e| e.to_string())?;
+            // llama.cpp logs every tensor it loads; keep the terminal for
+            // the progress bar.
+            b.void_logs();
+            Ok(b)
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("cannot start llama.cpp: {e}"))
+}
+
+impl LocalModel {
+    /// Loads the model on its worker thread and returns once it is ready.
+    pub fn load(config: LocalConfig, stats: Arc<LocalStats>) -> Result<LocalModel> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, is_ready) = mpsc::channel::<Result<String>>();
+        let worker_config = config.clone();
+        let worker_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("llama.cpp".into())
+            .spawn(move || worker(&worker_config, &worker_stats, queue, ready))
+            .context("cannot start the local model's thread")?;
+        let template = is_ready
+            .recv()
+            .map_err(|_| anyhow!("the local model's thread stopped while loading"))??;
+        let mut env = minijinja::Environment::new();
+        // Hugging Face renders chat templates with these Jinja settings.
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("valid syntax"),
+        );
+        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template_owned("chat", template)
+            .with_context(|| format!("the chat template in {} does not parse", config.gguf.display()))?;
+        Ok(LocalModel {
+            config,
+            template: env,
+            jobs,
+            stats,
+        })
+    }
+
+    /// The prompt text for `messages`: the model's chat template with the
+    /// assistant's turn opened.
+    pub fn render(&self, messages: &[Message]) -> Result<String, LlmError> {
+        let template = self.template.get_template("chat").expect("added at load");
+        template
+            .render(
+                minijinja::context! { messages => minijinja::value::Serde(messages), add_generation_prompt => true },
+            )
+            .map_err(|e| LlmError::Request(format!("cannot apply the chat template: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl Generator for LocalModel {
+    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+        let prompt = self.render(messages)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            prompt,
+            params: params.clone(),
+            k,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| LlmError::Fatal("the local model's thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| LlmError::Fatal("the local model's thread stopped during a request".into()))?
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        identity(&self.config.name, &self.config.sha256)
+    }
+
+    fn calls(&self) -> u64 {
+        self.stats.generations.load(Ordering::Relaxed)
+    }
+}
+
+fn identity(name: &str, sha256: &str) -> ModelIdentity {
+    ModelIdentity {
+        endpoint: "local (llama.cpp)".into(),
+        model: format!("local:{name} (gguf sha256 {sha256})"),
+    }
+}
+
+fn worker(config: &LocalConfig, stats: &LocalStats, queue: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String>>) {
+    let loaded = (|| -> Result<(LlamaModel, String)> {
+        let model = LlamaModel::load_from_file(backend()?, &config.gguf, &LlamaModelParams::default())
+            .with_context(|| format!("cannot load {} with llama.cpp", config.gguf.display()))?;
+        let template = model
+            .meta_val_str("tokenizer.chat_template")
+            .with_context(|| format!("{} has no chat template", config.gguf.display()))?;
+        Ok((model, template))
+    })();
+    let (model, template) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut engine = match Engine::new(&model, config, stats) {
+        Ok(engine) => engine,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if ready.send(Ok(template)).is_err() {
+        return;
+    }
+    for job in queue {
+        let result = engine.complete(&job.prompt, &job.params, job.k);
+        let _ = job.reply.send(result);
+    }
+}
+
+/// One llama.cpp context and what its KV cache holds.
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    /// The tokens whose keys and values are in the KV cache (sequence 0),
+    /// position by position.
+    cached: Vec<LlamaToken>,
+    batch: LlamaBatch<'static>,
+    batch_size: usize,
+    stats: &'m LocalStats,
+}
+
+impl<'m> Engine<'m> {
+    fn new(model: &'m LlamaModel, config: &LocalConfig, stats: &'m LocalStats) -> Result<Self> {
+        let batch_size = 512;
+        let threads = config.threads.max(1) as i32;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(config.context))
+            .with_n_batch(batch_size as u32)
+            .with_n_ubatch(batch_size as u32)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let ctx = model
+            .new_context(backend()?, params)
+            .context("llama.cpp cannot create a context")?;
+        Ok(Engine {
+            model,
+            ctx,
+            cached: Vec::new(),
+            batch: LlamaBatch::new(batch_size, 1),
+            batch_size,
+            stats,
+        })
+    }
+
+    fn complete(&mut self, prompt: &str, params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
+        let limit = self.ctx.n_ctx() as usize;
+        if tokens.is_empty() || tokens.len() >= limit {
+            return Err(LlmError::Request(format!(
+                "the prompt has {} tokens; the local model's context holds {limit}",
+                tokens.len()
+            )));
+        }
+        (0..k)
+            .map(|sample| {
+                let started = Instant::now();
+                let (text, generated) = self.sample(&tokens, params, sample).map_err(|e| {
+                    // Whatever state the context is in, start afresh next time.
+                    self.reset();
+                    LlmError::Request(format!("local generation failed: {e:#}"))
+                })?;
+                self.stats.generations.fetch_add(1, Ordering::Relaxed);
+                Ok(RawCompletion {
+                    text,
+                    // Usage is per call, as an HTTP server reports it for n samples.
+                    prompt_tokens: if sample == 0 { tokens.len() as u64 } else { 0 },
+                    completion_tokens: generated,
+                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                })
+            })
+            .collect()
+    }
+
+    fn reset(&mut self) {
+        let _ = self.ctx.clear_kv_cache_seq(Some(0), None, None);
+        self.cached.clear();
+    }
+
+    /// Evaluates the prompt, reusing the longest prefix already in the KV
+    /// cache (all but its last token, whose logits are needed).
+    fn prefill(&mut self, tokens: &[LlamaToken]) -> Result<()> {
+        let started = Instant::now();
+        let shared = self
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(tokens.len() - 1);
+        let shared = if self.ctx.clear_kv_cache_seq(Some(0), Some(shared as u32), None)? {
+            shared
+        } else {
+            self.reset();
+            0
+        };
+        self.cached.truncate(shared);
+        let rest = &tokens[shared..];
+        for (c, chunk) in rest.chunks(self.batch_size).enumerate() {
+            self.batch.clear();
+            let last_chunk = (c + 1) * self.batch_size >= rest.len();
+            for (i, &token) in chunk.iter().enumerate() {
+                let pos = self.cached.len() as i32;
+                self.batch.add(token, pos, &[0], last_chunk && i + 1 == chunk.len())?;
+                self.cached.push(token);
+            }
+            self.ctx.decode(&mut self.batch)?;
+        }
+        self.stats
+            .prompt_evaluated
+            .fetch_add(rest.len() as u64, Ordering::Relaxed);
+        self.stats.prompt_reused.fetch_add(shared as u64, Ordering::Relaxed);
+        self.stats
+            .prompt_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One answer to the prompt: its text and the number of tokens generated.
+    fn sample(&mut self, tokens: &[LlamaToken], params: &GenParams, sample: u32) -> Result<(String, u64)> {
+        self.prefill(tokens)?;
+        let started = Instant::now();
+        let mut sampler = if params.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            let seed = params.seed.unwrap_or(0).wrapping_add(u64::from(sample)) as u32;
+            LlamaSampler::chain_simple([LlamaSampler::temp(params.temperature as f32), LlamaSampler::dist(seed)])
+        };
+        let room = (self.ctx.n_ctx() as usize).saturating_sub(tokens.len());
+        let budget = (params.max_tokens as usize).min(room);
+        let vocab = self.model.vocab();
+        let mut bytes = Vec::new();
+        let mut generated = 0u64;
+        // (Sampling reads the logits of the last evaluated position: index
+        // -1 of the last batch.)
+        while (generated as usize) < budget {
+            let token = sampler.sample(&self.ctx, -1);
+            if vocab.is_eog(token) {
+                break;
+            }
+            generated += 1;
+            bytes.extend(vocab.token_to_piece(token, false, None));
+            if generated as usize == budget {
+                break;
+            }
+            self.batch.clear();
+            self.batch.add(token, self.cached.len() as i32, &[0], true)?;
+            self.ctx.decode(&mut self.batch)?;
+            self.cached.push(token);
+        }
+        self.stats.generated.fetch_add(generated, Ordering::Relaxed);
+        self.stats
+            .generation_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Ok((text, generated))
+    }
+}
+
+/// The local model a `--model` value names ("local:qwen2.5-coder-0.5b"),
+/// loaded (and installed, where it is missing) on the first request that
+/// the cache cannot answer: a replay from the cache needs no weights.
+pub struct LazyLocal {
+    name: String,
+    gguf: &'static crate::models::ModelFile,
+    model: tokio::sync::OnceCell<LocalModel>,
+    pub stats: Arc<LocalStats>,
+}
+
+impl LazyLocal {
+    pub fn new(model: &str) -> Result<LazyLocal> {
+        let Some(name) = model.strip_prefix("local:") else {
+            bail!("{model:?} is not a local model (they are named local:NAME)");
+        };
+        let spec = crate::models::spec(name).with_context(|| format!("--model {model}"))?;
+        let Some(gguf) = spec.gguf() else {
+            bail!("{name} is not a generation model (see `spider-bench models list`)");
+        };
+        Ok(LazyLocal {
+            name: name.to_string(),
+            gguf,
+            model: tokio::sync::OnceCell::new(),
+            stats: Arc::default(),
+        })
+    }
+
+    async fn model(&self) -> Result<&LocalModel, LlmError> {
+        self.model
+            .get_or_try_init(|| async {
+                let (name, gguf, stats) = (self.name.clone(), self.gguf, self.stats.clone());
+                tokio::task::spawn_blocking(move || load_installed(&name, gguf, stats))
+                    .await
+                    .map_err(|e| LlmError::Fatal(format!("loading the local model failed: {e}")))?
+                    .map_err(|e| LlmError::Fatal(format!("{e:#}")))
+            })
+            .await
+    }
+}
+
+fn load_installed(name: &str, gguf: &crate::models::ModelFile, stats: Arc<LocalStats>) -> Result<LocalModel> {
+    let dir = crate::models::ensure(name)?;
+    LocalModel::load(LocalConfig::new(name, &dir.join(gguf.name), gguf.sha256), stats)
+}
+
+#[async_trait::async_trait]
+impl Generator for LazyLocal {
+    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+        self.model().await?.generate(messages, params, k).await
+    }
+
+    fn identity(&self) -> ModelIdentity {
+        identity(&self.name, self.gguf.sha256)
+    }
+
+    fn calls(&self) -> u64 {
+        self.stats.generations.load(Ordering::Relaxed)
+    }
+}
