@@ -7,8 +7,9 @@
 //! untrusted SQL, and its result values) -> [`eval`] (verdicts that match
 //! the official evaluator, and their summary) -> [`llm`] (chat models: the
 //! OpenAI-compatible client, the local model, the cache) -> [`retrieval`]
-//! (example selection: BM25, embeddings, selectors) -> [`strategy`] (prompts,
-//! generation, repair, voting) -> [`run`] (every question through every
+//! (example selection: BM25, embeddings, selectors) -> [`strategy`] (strategies as
+//! steps over one question state: schema, examples, prompt templates,
+//! generation, repair, voting, decomposition) -> [`run`] (every question through every
 //! strategy, scored and checkpointed) -> [`report`] (renderings of the
 //! official summary). [`commands`] sits on top: the CLI subcommands and
 //! their arguments; `src/main.rs` only parses and dispatches.

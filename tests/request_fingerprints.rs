@@ -16,12 +16,11 @@
 mod common;
 
 use common::fake_llm::{FakeLlm, Reply, Script, question_of};
-use common::mini_spider;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use spider_bench::llm::cache::{cache_key, request_description};
 use spider_bench::llm::{ChatRequest, GenParams, Message, ModelIdentity};
-use spider_bench::run::{RunOptions, run};
+use spider_bench::run::run;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,19 +56,6 @@ const STRATEGIES: &[&str] = &[
 
 const GOLDEN: &str = "tests/data/request_fingerprints.tsv";
 
-fn gold_map() -> HashMap<String, String> {
-    let dev: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap()).unwrap();
-    dev.iter()
-        .map(|e| {
-            (
-                e["question"].as_str().unwrap().to_string(),
-                e["query"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn sha(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -79,7 +65,7 @@ fn sha(text: &str) -> String {
 /// repair; sampled requests get a mix of wrong, gold and SQL-less answers;
 /// table-linking requests get two table names.
 fn script() -> Script {
-    let gold = gold_map();
+    let gold = common::mini_gold();
     Arc::new(move |body, _| {
         let system = body["messages"][0]["content"].as_str().unwrap_or("");
         if system.starts_with("List the tables") {
@@ -156,14 +142,7 @@ fn fingerprint(strategy: &str) -> (usize, String) {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let server = FakeLlm::start(script());
-    let mut o = RunOptions::new(vec![strategy.to_string()], "gpt-4o-mini");
-    o.data = Some(mini_spider());
-    o.client.base_url = Some(server.url.clone());
-    o.client.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
-    o.out = Some(dir.join("run"));
-    o.cache.file = Some(dir.join("cache.sqlite"));
-    o.progress = false;
-    o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
+    let o = common::mini_run_options(&server.url, &[strategy], &dir.join("run"), &dir.join("cache.sqlite"));
     let outcome = run(&o).unwrap_or_else(|e| panic!("{strategy}: {e:#}"));
     let bodies = server.bodies();
 

@@ -7,7 +7,6 @@
 mod common;
 
 use common::fake_llm::{FakeLlm, Reply, Script, question_of};
-use common::mini_spider;
 use serde_json::Value;
 use spider_bench::run::record::RunRecord;
 use spider_bench::run::{RunOptions, run};
@@ -16,36 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("steps-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("steps", name)
 }
 
 fn gold_map() -> HashMap<String, String> {
-    let dev: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap()).unwrap();
-    dev.iter()
-        .map(|e| {
-            (
-                e["question"].as_str().unwrap().to_string(),
-                e["query"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::mini_gold()
 }
 
 fn options(server: &FakeLlm, strategies: &[&str], dir: &Path) -> RunOptions {
-    let mut o = RunOptions::new(strategies.iter().map(|s| s.to_string()).collect(), "gpt-4o-mini");
-    o.data = Some(mini_spider());
-    o.client.base_url = Some(server.url.clone());
-    o.client.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
-    o.out = Some(dir.join("run"));
-    o.cache.file = Some(dir.join("cache.sqlite"));
-    o.progress = false;
-    o.client.retry_base_ms = 10;
-    o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
-    o
+    common::mini_run_options(&server.url, strategies, &dir.join("run"), &dir.join("cache.sqlite"))
 }
 
 const AVERAGE_SUBQUESTION: &str = "What is the average age of singers?";

@@ -111,3 +111,47 @@ pub fn serve_files(files: Vec<(String, Vec<u8>)>) -> (String, tokio::runtime::Ru
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
     (format!("http://{addr}"), rt)
 }
+
+/// A fresh folder for one test: `<prefix>-<process>-<name>` under the
+/// target's temporary folder.
+pub fn scratch(prefix: &str, name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The mini fixture's dev questions and their gold SQL.
+pub fn mini_gold() -> std::collections::HashMap<String, String> {
+    let dev: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(mini_spider().join("dev.json")).unwrap()).unwrap();
+    dev.iter()
+        .map(|e| {
+            (
+                e["question"].as_str().unwrap().to_string(),
+                e["query"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `run` on the mini fixture against the loopback server at `url`, with
+/// the repository's strategies, a test key variable, fast retries, no
+/// progress bar.
+pub fn mini_run_options(
+    url: &str,
+    strategies: &[&str],
+    out: &std::path::Path,
+    cache: &std::path::Path,
+) -> spider_bench::run::RunOptions {
+    let mut o = spider_bench::run::RunOptions::new(strategies.iter().map(|s| s.to_string()).collect(), "gpt-4o-mini");
+    o.data = Some(mini_spider());
+    o.client.base_url = Some(url.to_string());
+    o.client.api_key_env = "SPIDER_BENCH_TEST_KEY".into();
+    o.out = Some(out.to_path_buf());
+    o.cache.file = Some(cache.to_path_buf());
+    o.progress = false;
+    o.client.retry_base_ms = 10;
+    o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
+    o
+}
