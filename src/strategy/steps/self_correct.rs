@@ -2,7 +2,9 @@
 //! back to the model with the schema and the question, to be fixed if it
 //! has bugs and returned unchanged otherwise. A corrected query replaces
 //! the candidate's (and is run again by a later `execute`); an answer
-//! without SQL, or a failed call, keeps the query there was.
+//! without SQL, or a failed call, keeps the query there was. An answer with
+//! SQL becomes the candidate's latest exchange, which a later `repair`
+//! continues.
 
 use super::prompt::{ask_greedy, load_template, prompt_vars};
 use crate::llm::LlmError;
@@ -69,19 +71,41 @@ impl Step for SelfCorrect {
                 Err(fatal) => return Err(fatal),
             };
             match extract_sql(&answer) {
-                Some(fixed) if fixed != sql => {
+                Some(fixed) if !same_query(&fixed, &sql) => {
                     state.note(format!("candidate {i}: changed to {fixed}"));
                     let d = &mut state.candidates[i];
                     d.sql = Some(fixed);
-                    d.answer = answer;
-                    d.conversation = messages;
                     d.execution = None;
                     d.step = "self-correct".into();
                 }
                 Some(_) => state.note(format!("candidate {i}: unchanged")),
-                None => state.note(format!("candidate {i}: no SQL in the answer; kept its query")),
+                None => {
+                    state.note(format!("candidate {i}: no SQL in the answer; kept its query"));
+                    continue;
+                }
             }
+            // A later repair continues the latest exchange about the query.
+            let d = &mut state.candidates[i];
+            d.answer = answer;
+            d.conversation = messages;
         }
         Ok(())
+    }
+}
+
+/// The same query written again: equal once runs of whitespace are one
+/// space and a trailing semicolon is dropped (so a reformatted answer does
+/// not count as a correction).
+fn same_query(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim().trim_end_matches(';').split_whitespace().collect::<Vec<_>>().join(" ");
+    norm(a) == norm(b)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reformatting_is_not_a_correction() {
+        assert!(super::same_query("SELECT a\n  FROM t;", "SELECT a FROM t"));
+        assert!(!super::same_query("SELECT a FROM t", "SELECT b FROM t"));
     }
 }
