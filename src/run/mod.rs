@@ -42,7 +42,9 @@ pub struct RunOptions {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Strategies, comma-separated: rungs (zero-shot, few-shot, cot, exec-retry,
-    /// self-consistency), compositions (cot+self-consistency) or TOML names.
+    /// self-consistency, rag-*, decompose), compositions with '+'
+    /// (decompose+exec-retry), TOML files, list files (ladder) or Rust
+    /// strategies; `spider-bench strategies` lists them with their steps.
     #[arg(long = "strategy", value_name = "STRATEGY", value_delimiter = ',', required = true)]
     pub strategies: Vec<String>,
     /// Folder of TOML strategy files.
