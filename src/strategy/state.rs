@@ -12,11 +12,12 @@ use crate::retrieval::pool::FewShot;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// The schema shown to the model: the database's (or the part a step kept)
-/// and its rendering.
+/// The schema shown to the model and its rendering.
 #[derive(Clone, Debug)]
 pub struct SchemaView {
-    pub schema: Arc<DbSchema>,
+    /// The part of the database's schema a step kept (`None`: all of it,
+    /// `QuestionState::db.schema`, which is not copied for each question).
+    pub kept: Option<Arc<DbSchema>>,
     /// Sample rows under each CREATE TABLE.
     pub sample_rows: usize,
     pub text: Arc<str>,

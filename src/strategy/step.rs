@@ -104,6 +104,11 @@ pub fn parse_params<T: DeserializeOwned>(step: &str, given: &Params) -> Result<T
         .with_context(|| format!("parameters of step `{step}`"))
 }
 
+/// The parameters of a step that takes none (any given is refused).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoParams {}
+
 /// [`parse_params`], then back to JSON: what [`StepKind::resolve`] does for
 /// a step whose parameters are `T`.
 pub fn resolved<T: DeserializeOwned + Serialize>(step: &str, given: &Params) -> Result<serde_json::Value> {

@@ -17,12 +17,12 @@ pub const KIND: StepKind = StepKind {
     place: 90,
     needs: &["extract"],
     summary: "run each query on the database in the sandbox",
-    resolve: resolved::<super::extract::NoParams>,
+    resolve: resolved::<crate::strategy::step::NoParams>,
     build,
 };
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
-    let params: super::extract::NoParams = parse_params("execute", p)?;
+    let params: crate::strategy::step::NoParams = parse_params("execute", p)?;
     Ok(Built::new(Execute, &params))
 }
 

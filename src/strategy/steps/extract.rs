@@ -5,13 +5,7 @@ use crate::llm::LlmError;
 use crate::strategy::Env;
 use crate::strategy::extract::extract_sql;
 use crate::strategy::state::QuestionState;
-use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NoParams {}
-
+use crate::strategy::step::{BuildContext, Built, NoParams, Params, Step, StepKind, parse_params, resolved};
 /// The `extract` step kind (see [`super::STEPS`]).
 pub const KIND: StepKind = StepKind {
     name: "extract",

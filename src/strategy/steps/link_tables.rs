@@ -68,8 +68,9 @@ impl Step for LinkTables {
             }
             Err(fatal) => return Err(fatal),
         };
-        let (linked, kept) = keep_tables(&view.schema, &answer);
-        let total = view.schema.table_names_original.len();
+        let shown = view.kept.as_deref().unwrap_or(&state.db.schema);
+        let (linked, kept) = keep_tables(shown, &answer);
+        let total = shown.table_names_original.len();
         if kept.is_empty() {
             state.note(format!("named no table of the schema; kept all {total}"));
             return Ok(());
@@ -77,7 +78,7 @@ impl Step for LinkTables {
         state.note(format!("kept {} of {total} tables: {}", kept.len(), kept.join(", ")));
         let text = render_create_tables(&linked, state.db.sqlite.as_deref(), view.sample_rows);
         state.schema = Some(SchemaView {
-            schema: Arc::new(linked),
+            kept: Some(Arc::new(linked)),
             sample_rows: view.sample_rows,
             text: text.into(),
         });

@@ -6,7 +6,6 @@ use crate::strategy::Env;
 use crate::strategy::state::{QuestionState, SchemaView};
 use crate::strategy::step::{BuildContext, Built, Params, Step, StepKind, parse_params, resolved};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,7 +39,7 @@ impl Step for RenderSchema {
         let tables = state.db.schema.table_names_original.len();
         state.note(format!("{tables} tables as CREATE TABLE, {rows} sample rows each"));
         state.schema = Some(SchemaView {
-            schema: Arc::new(state.db.schema.clone()),
+            kept: None,
             sample_rows: rows,
             text,
         });

@@ -14,12 +14,12 @@ pub const KIND: StepKind = StepKind {
     place: 110,
     needs: &["extract"],
     summary: "choose the final SQL: majority by execution result, ties to the earliest",
-    resolve: resolved::<super::extract::NoParams>,
+    resolve: resolved::<crate::strategy::step::NoParams>,
     build,
 };
 
 pub fn build(p: &Params, _: &BuildContext) -> anyhow::Result<Built> {
-    let params: super::extract::NoParams = parse_params("vote", p)?;
+    let params: crate::strategy::step::NoParams = parse_params("vote", p)?;
     Ok(Built::new(Vote, &params))
 }
 
