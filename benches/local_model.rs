@@ -162,7 +162,9 @@ fn measure(engine: &dyn Generator, conversations: &[Vec<Message>], rt: &tokio::r
     let mut f = Figures::default();
     let call = |messages: &[Message], max_tokens: u32| {
         let started = Instant::now();
-        let out = rt.block_on(engine.generate(messages, &greedy(max_tokens), 1)).unwrap();
+        let out = rt
+            .block_on(engine.generate(messages, &greedy(max_tokens), &[0]))
+            .unwrap();
         (out.into_iter().next().unwrap(), started.elapsed().as_secs_f64())
     };
     for (i, conversation) in conversations.iter().enumerate() {
@@ -198,8 +200,13 @@ struct Reference {
 
 #[async_trait::async_trait]
 impl Generator for Reference {
-    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
-        assert_eq!(k, 1);
+    async fn generate(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        slots: &[u32],
+    ) -> Result<Vec<RawCompletion>, LlmError> {
+        assert_eq!(slots, [0]);
         let started = Instant::now();
         let body = serde_json::json!({
             "model": "local",

@@ -96,7 +96,7 @@ fn server_errors_are_retried_with_backoff_then_reported() {
     let down = FakeLlm::start(Arc::new(|_, _| Reply::Status(500, None)));
     let err = block(model(config(&down), None, CacheMode::Off).complete(&request(1))).unwrap_err();
     assert!(
-        matches!(&err, LlmError::Request(m) if m.contains("gave up after 4 attempts")),
+        matches!(&err, LlmError::Unavailable(m) if m.contains("gave up after 4 attempts")),
         "{err}"
     );
     assert_eq!(down.calls(), 4);
@@ -104,9 +104,14 @@ fn server_errors_are_retried_with_backoff_then_reported() {
 
 #[test]
 fn malformed_and_refused_responses_are_failures_not_crashes() {
+    // Something that is not a chat completion is not the model's answer:
+    // the endpoint is unavailable (the run records an error and resumes it).
     let bad = FakeLlm::start(Arc::new(|_, _| Reply::Malformed));
     let err = block(model(config(&bad), None, CacheMode::Off).complete(&request(1))).unwrap_err();
-    assert!(matches!(&err, LlmError::Request(m) if m.contains("malformed")), "{err}");
+    assert!(
+        matches!(&err, LlmError::Unavailable(m) if m.contains("malformed")),
+        "{err}"
+    );
     assert_eq!(bad.calls(), 1, "a malformed answer is not retried");
     let denied = FakeLlm::start(Arc::new(|_, _| Reply::Status(401, None)));
     assert!(matches!(
@@ -287,4 +292,88 @@ fn requests_per_minute_are_spaced() {
         start.elapsed()
     );
     assert_eq!(server.calls(), 5);
+}
+
+/// A server whose choices follow the seed, as seeded servers' do: choice
+/// `i` of a request seeded `s` is "SELECT s+i".
+fn seeded_answers() -> common::fake_llm::Script {
+    Arc::new(|body, _| {
+        let seed = body["seed"].as_u64().unwrap_or(0);
+        let n = body["n"].as_u64().unwrap_or(1);
+        Reply::Answers((0..n).map(|i| format!("SELECT {}", seed + i)).collect())
+    })
+}
+
+#[test]
+fn a_partial_cache_hit_seeds_each_missing_sample_by_its_slot() {
+    let dir = scratch("slots");
+    let server = FakeLlm::start(seeded_answers());
+    let m = model(
+        config(&server),
+        Some(Cache::open(&dir.join("c.sqlite")).unwrap()),
+        CacheMode::ReadWrite,
+    );
+    let sampled = |n| ChatRequest {
+        params: GenParams {
+            temperature: 0.8,
+            max_tokens: 64,
+            seed: Some(7),
+        },
+        ..request(n)
+    };
+    let three: Vec<String> = block(m.complete(&sampled(3)))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(three, ["SELECT 7", "SELECT 8", "SELECT 9"]);
+    // Slots 0-2 are cached; slots 3 and 4 are asked one by one, seeded by
+    // their slot (asking for "2 samples" would repeat slots 0 and 1's seeds).
+    let five: Vec<String> = block(m.complete(&sampled(5)))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(five, ["SELECT 7", "SELECT 8", "SELECT 9", "SELECT 10", "SELECT 11"]);
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 3);
+    assert_eq!(
+        (bodies[0]["n"].as_u64(), bodies[0]["seed"].as_u64()),
+        (Some(3), Some(7))
+    );
+    for (body, seed) in bodies[1..].iter().zip([10, 11]) {
+        assert_eq!(
+            (body["n"].as_u64(), body["seed"].as_u64()),
+            (None, Some(seed)),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn a_cache_written_by_a_newer_version_is_refused_and_an_older_one_is_marked() {
+    let dir = scratch("cache-format");
+    let path = dir.join("c.sqlite");
+    // A cache made before formats were recorded: same table, user_version 0.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE completions (key TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL,
+         request TEXT NOT NULL, completion TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    )
+    .unwrap();
+    drop(old);
+    Cache::open(&path).unwrap();
+    let version = |p: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&path), spider_bench::llm::cache::CACHE_FORMAT);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = Cache::open(&path).err().expect("a newer format is refused").to_string();
+    assert!(err.contains("newer spider-bench") && err.contains("format 99"), "{err}");
 }

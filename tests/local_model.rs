@@ -98,8 +98,8 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
         Message::system("You write SQLite queries. Answer with the query only."),
         Message::user("Table singer(name, age). How many singers are older than 30?"),
     ];
-    let a = rt.block_on(model.generate(&messages, &greedy(48), 1)).unwrap();
-    let b = rt.block_on(model.generate(&messages, &greedy(48), 1)).unwrap();
+    let a = rt.block_on(model.generate(&messages, &greedy(48), &[0])).unwrap();
+    let b = rt.block_on(model.generate(&messages, &greedy(48), &[0])).unwrap();
     assert_eq!(a[0].text, b[0].text);
     assert!(a[0].text.to_lowercase().contains("select"), "{:?}", a[0].text);
     assert!(a[0].prompt_tokens > 20 && a[0].completion_tokens > 3);
@@ -109,10 +109,14 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
         max_tokens: 48,
         seed: Some(7),
     };
-    let first = rt.block_on(model.generate(&messages, &hot, 4)).unwrap();
-    let again = rt.block_on(model.generate(&messages, &hot, 4)).unwrap();
+    let first = rt.block_on(model.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();
+    let again = rt.block_on(model.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();
     let texts = |v: &[spider_bench::llm::RawCompletion]| v.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
     assert_eq!(texts(&first), texts(&again), "same seed, same samples");
+    // A sample's seed is its slot: asking for slots 2 and 3 alone (what the
+    // cache does when slots 0 and 1 are cached) gives the same samples.
+    let tail = rt.block_on(model.generate(&messages, &hot, &[2, 3])).unwrap();
+    assert_eq!(texts(&tail), texts(&first)[2..].to_vec(), "slots 2 and 3 asked alone");
     let distinct: std::collections::BTreeSet<_> = texts(&first).into_iter().collect();
     assert!(
         distinct.len() > 1,
@@ -140,13 +144,13 @@ fn a_shared_prefix_is_reused_and_gives_the_same_answer() {
     let unrelated = [Message::user("Write a haiku about databases.")];
     let question = ask("How many concerts were there in 2014?");
     // Cold: the context last held an unrelated prompt.
-    rt.block_on(model.generate(&unrelated, &greedy(8), 1)).unwrap();
-    let cold = rt.block_on(model.generate(&question, &greedy(40), 1)).unwrap();
+    rt.block_on(model.generate(&unrelated, &greedy(8), &[0])).unwrap();
+    let cold = rt.block_on(model.generate(&question, &greedy(40), &[0])).unwrap();
     // Warm: the context holds the same schema, asked another question.
-    rt.block_on(model.generate(&ask("List the names of all singers."), &greedy(40), 1))
+    rt.block_on(model.generate(&ask("List the names of all singers."), &greedy(40), &[0]))
         .unwrap();
     let reused_before = model.stats.prompt_reused.load(Ordering::Relaxed);
-    let warm = rt.block_on(model.generate(&question, &greedy(40), 1)).unwrap();
+    let warm = rt.block_on(model.generate(&question, &greedy(40), &[0])).unwrap();
     let reused = model.stats.prompt_reused.load(Ordering::Relaxed) - reused_before;
     assert!(
         reused as f64 > 0.7 * warm[0].prompt_tokens as f64,
@@ -167,14 +171,14 @@ fn a_prompt_longer_than_the_context_is_that_examples_failure() {
     };
     let rt = runtime();
     let huge = Message::user("SELECT name FROM singer; ".repeat(3000));
-    let err = rt.block_on(model.generate(&[huge], &greedy(8), 1)).unwrap_err();
+    let err = rt.block_on(model.generate(&[huge], &greedy(8), &[0])).unwrap_err();
     assert!(
         matches!(&err, spider_bench::llm::LlmError::Request(m) if m.contains("context")),
         "{err:?}"
     );
     // The model still answers afterwards.
     let ok = rt
-        .block_on(model.generate(&[Message::user("Say OK.")], &greedy(4), 1))
+        .block_on(model.generate(&[Message::user("Say OK.")], &greedy(4), &[0]))
         .unwrap();
     assert!(!ok[0].text.is_empty());
 }

@@ -7,7 +7,7 @@ use crate::llm::client::{ClientArgs, OPENAI_BASE_URL};
 use crate::retrieval::embed::{EmbedderSettings, embedder_for};
 use crate::retrieval::evaluate::{Selectors, evaluate, render};
 use crate::retrieval::select::{Method, RankOptions};
-use crate::run::record::{PREDICTIONS_FILE, read_records};
+use crate::run::record::{PREDICTIONS_FILE, PredictionsFile};
 use crate::table::Format;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -56,7 +56,11 @@ fn preliminary_answers(spec: &str, examples: &[Example]) -> Result<HashMap<usize
                 Some((d, s)) if !s.contains('/') => (d, Some(s)),
                 _ => (run, None),
             };
-            let (records, _) = read_records(&PathBuf::from(dir).join(PREDICTIONS_FILE))?;
+            let file = PredictionsFile::read(&PathBuf::from(dir).join(PREDICTIONS_FILE))?;
+            if let Some(first) = file.damage_report().first() {
+                bail!("{first}: rerun that run with --resume to redo the record, then use it here");
+            }
+            let records = file.records;
             if records.is_empty() {
                 bail!("{dir} has no predictions: --preliminary takes gold, none, or a run folder (RUN_DIR[:STRATEGY])");
             }

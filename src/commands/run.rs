@@ -1,6 +1,6 @@
 //! `spider-bench run`, `report` and `strategies`.
 
-use crate::run::record::read_records;
+use crate::run::record::{PREDICTIONS_FILE, PredictionsFile};
 use crate::run::summary::{render_comparison, summarize_run};
 use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};
 use crate::strategy::registry::list;
@@ -32,7 +32,9 @@ pub struct StrategiesArgs {
     pub dir: PathBuf,
 }
 
-/// Runs, then prints the comparison table and where the run folder is.
+/// Runs, then prints the comparison table and where the run folder is. A
+/// run that stopped early, or left questions without an answer from the
+/// model, ends with an error that says how to finish it.
 pub fn run_command(args: &RunArgs) -> Result<()> {
     let outcome = run(&args.options)?;
     print!("{}", render_comparison(&outcome.summaries, args.format));
@@ -54,6 +56,18 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     {
         eprintln!("local model: {}", stats.describe());
     }
+    let errors: usize = outcome.summaries.iter().map(|s| s.errors).sum();
+    let resume = format!(
+        "the finished questions are saved in {dir}; once the endpoint answers, rerun the same command with \
+         --resume --out {dir} to ask the others",
+        dir = outcome.dir.display()
+    );
+    if let Some(why) = &outcome.execution.stopped {
+        anyhow::bail!("run stopped: {why}.\n{resume}");
+    }
+    if errors > 0 {
+        anyhow::bail!("{errors} questions got no answer from the model (recorded as `error`, not scored).\n{resume}");
+    }
     Ok(())
 }
 
@@ -66,9 +80,15 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             &std::fs::read_to_string(dir.join(CONFIG_FILE))
                 .with_context(|| format!("{} is not a run folder (no {CONFIG_FILE})", dir.display()))?,
         )?;
-        let (records, _) = read_records(&dir.join(crate::run::record::PREDICTIONS_FILE))?;
+        let file = PredictionsFile::read(&dir.join(PREDICTIONS_FILE))?;
+        for line in file.damage_report() {
+            eprintln!(
+                "warning: {line}; its record counts as missing (`spider-bench run ... --resume --out {}` redoes it)",
+                dir.display()
+            );
+        }
         let order: Vec<String> = config.strategies.iter().map(|s| s.name.clone()).collect();
-        let mut these = summarize_run(&records, &order);
+        let mut these = summarize_run(&file.records, &order, config.ids.len());
         if dirs.len() > 1 {
             for s in &mut these {
                 s.strategy = format!("{} ({})", s.strategy, run_label(dir, &config));

@@ -59,6 +59,9 @@ pub enum Status {
     Skipped,
     /// Not scored: the gold query itself fails (a dataset error).
     GoldError,
+    /// Not scored: no answer could be had from the model (endpoint down,
+    /// timeouts, 5xx past the retries). `run --resume` asks again.
+    Error,
 }
 
 impl Status {
@@ -71,12 +74,13 @@ impl Status {
             Status::Empty => "empty",
             Status::Skipped => "skipped",
             Status::GoldError => "gold_error",
+            Status::Error => "error",
         }
     }
 
     /// Counted in the accuracy denominators.
     pub fn is_scored(self) -> bool {
-        !matches!(self, Status::Skipped | Status::GoldError)
+        !matches!(self, Status::Skipped | Status::GoldError | Status::Error)
     }
 }
 

@@ -70,6 +70,12 @@ pub struct Cache {
     path: PathBuf,
 }
 
+/// The cache file's format, kept in SQLite's `user_version`. Version 1 is
+/// the `completions` table keyed by [`cache_key`] ("v": 1 descriptions);
+/// files made before the version was recorded (0) hold the same and are
+/// marked 1 when opened.
+pub const CACHE_FORMAT: i64 = 1;
+
 impl Cache {
     pub fn open(path: &Path) -> anyhow::Result<Cache> {
         if let Some(dir) = path.parent() {
@@ -91,6 +97,17 @@ impl Cache {
                 created_at INTEGER NOT NULL
             )",
         )?;
+        let format: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if format > CACHE_FORMAT {
+            anyhow::bail!(
+                "{} was written by a newer spider-bench (cache format {format}; this one reads up to {CACHE_FORMAT}): \
+                 use that version, or another --cache",
+                path.display()
+            );
+        }
+        if format < CACHE_FORMAT {
+            conn.pragma_update(None, "user_version", CACHE_FORMAT)?;
+        }
         Ok(Cache {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -210,7 +227,7 @@ impl ChatModel for CachedModel {
         for slot in slots.iter_mut().flatten() {
             slot.from_cache = true;
         }
-        let missing: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_none()).collect();
+        let missing: Vec<u32> = (0..req.n).filter(|&i| slots[i as usize].is_none()).collect();
         self.stats
             .hits
             .fetch_add((slots.len() - missing.len()) as u64, Ordering::Relaxed);
@@ -219,18 +236,16 @@ impl ChatModel for CachedModel {
             if self.mode == CacheMode::CacheOnly {
                 return Err(LlmError::Fatal(format!(
                     "cache miss in --cache-only mode (key {}); the cache at {} does not hold this run",
-                    keys[missing[0]],
+                    keys[missing[0] as usize],
                     self.cache
                         .as_ref()
                         .map(|c| c.path().display().to_string())
                         .unwrap_or_default()
                 )));
             }
-            let fresh = self
-                .backend
-                .generate(&req.messages, &req.params, missing.len() as u32)
-                .await?;
-            for (&i, raw) in missing.iter().zip(fresh) {
+            let fresh = self.backend.generate(&req.messages, &req.params, &missing).await?;
+            for (&slot, raw) in missing.iter().zip(fresh) {
+                let i = slot as usize;
                 let c = Completion {
                     text: raw.text,
                     prompt_tokens: raw.prompt_tokens,

@@ -287,7 +287,7 @@ impl OpenAiClient {
                 Attempt::Retry(reason, after) => (reason, after),
             };
             if attempt >= self.config.max_retries {
-                return Err(LlmError::Request(format!(
+                return Err(LlmError::Unavailable(format!(
                     "gave up after {} attempts: {reason}",
                     attempt + 1
                 )));
@@ -333,7 +333,7 @@ impl OpenAiClient {
                 return Attempt::Retry(format!("cannot reach {url}: {}", error_chain(&e)), None);
             }
             Err(e) => {
-                return Attempt::Fail(LlmError::Request(format!(
+                return Attempt::Fail(LlmError::Unavailable(format!(
                     "request to {url} failed: {}",
                     error_chain(&e)
                 )));
@@ -375,22 +375,30 @@ impl OpenAiClient {
 
 #[async_trait::async_trait]
 impl Generator for OpenAiClient {
-    /// `k` samples: one request with `n = k` while the server honours `n`,
-    /// then separate requests for whatever is missing.
-    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
-        let mut out = Vec::with_capacity(k as usize);
-        if k > 1 && !self.ignores_n.load(Ordering::Relaxed) {
-            out = self.call(messages, params, k).await?;
-            if out.len() < k as usize {
+    /// The samples `slots`: one request with `n` = all of them when they are
+    /// a request's first samples (0, 1, ...) and the server honours `n`;
+    /// otherwise one request per slot, seeded with the request's seed plus
+    /// the slot, so that servers which honour seeds give each slot its own
+    /// sample, whatever was cached.
+    async fn generate(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        slots: &[u32],
+    ) -> Result<Vec<RawCompletion>, LlmError> {
+        let k = slots.len();
+        let mut out = Vec::with_capacity(k);
+        let from_zero = slots.iter().enumerate().all(|(i, &s)| s as usize == i);
+        if k > 1 && from_zero && !self.ignores_n.load(Ordering::Relaxed) {
+            out = self.call(messages, params, k as u32).await?;
+            if out.len() < k {
                 self.ignores_n.store(true, Ordering::Relaxed);
             }
-            out.truncate(k as usize);
+            out.truncate(k);
         }
-        while out.len() < k as usize {
-            // Vary the seed so that servers which honour it do not return the
-            // same sample again.
+        for &slot in &slots[out.len()..] {
             let p = GenParams {
-                seed: params.seed.map(|s| s + out.len() as u64),
+                seed: params.seed.map(|s| s + u64::from(slot)),
                 ..params.clone()
             };
             let mut one = self.call(messages, &p, 1).await?;
@@ -411,9 +419,9 @@ impl Generator for OpenAiClient {
 /// The answers and usage of a chat completion response.
 fn parse_chat(text: &str) -> Result<(Vec<String>, ApiUsage), LlmError> {
     let parsed: ApiResponse = serde_json::from_str(text)
-        .map_err(|e| LlmError::Request(format!("malformed response ({e}): {}", excerpt(text))))?;
+        .map_err(|e| LlmError::Unavailable(format!("malformed response ({e}): {}", excerpt(text))))?;
     if parsed.choices.is_empty() {
-        return Err(LlmError::Request(format!(
+        return Err(LlmError::Unavailable(format!(
             "response without choices: {}",
             excerpt(text)
         )));
@@ -447,9 +455,9 @@ struct EmbeddingItem {
 /// The vectors (in input order) and prompt tokens of an embeddings response.
 fn parse_embeddings(text: &str, expected: usize) -> Result<(Vec<Vec<f32>>, u64), LlmError> {
     let parsed: EmbeddingResponse = serde_json::from_str(text)
-        .map_err(|e| LlmError::Request(format!("malformed embeddings response ({e}): {}", excerpt(text))))?;
+        .map_err(|e| LlmError::Unavailable(format!("malformed embeddings response ({e}): {}", excerpt(text))))?;
     if parsed.data.len() != expected {
-        return Err(LlmError::Request(format!(
+        return Err(LlmError::Unavailable(format!(
             "asked for {expected} embeddings, got {}",
             parsed.data.len()
         )));

@@ -88,10 +88,17 @@ pub struct Completion {
 /// Why a request produced no completion.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
-    /// The server refused or failed after every retry, or answered with
-    /// something that is not a chat completion: a failure of this example.
+    /// The model's side refused this request (a 4xx other than auth, a
+    /// refusal, a prompt over the context): a failure of this example,
+    /// scored like an answer without SQL.
     #[error("{0}")]
     Request(String),
+    /// No answer could be had: the endpoint is unreachable, timed out, or
+    /// kept answering 429/5xx past the retries, or sent something that is
+    /// not a chat completion. Not the model's answer, so never scored: the
+    /// record gets status `error` and `run --resume` asks again.
+    #[error("{0}")]
+    Unavailable(String),
     /// The run cannot go on (bad key, unknown model, cache miss in
     /// cache-only mode): stop instead of failing every example.
     #[error("{0}")]
@@ -125,11 +132,20 @@ pub struct RawCompletion {
     pub latency_ms: f64,
 }
 
-/// What the cache wraps: a backend that produces `k` fresh samples of a
+/// What the cache wraps: a backend that produces fresh samples of a
 /// conversation (an HTTP endpoint or a model in this process).
 #[async_trait::async_trait]
 pub trait Generator: Send + Sync {
-    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError>;
+    /// One sample for each of `slots`, in that order: the sample indices
+    /// of the request that the cache could not answer. A sample's seed is
+    /// the request's seed plus its slot, so it never depends on which other
+    /// samples happened to be cached.
+    async fn generate(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        slots: &[u32],
+    ) -> Result<Vec<RawCompletion>, LlmError>;
 
     /// What identifies the model in cache keys and reports (never secrets).
     fn identity(&self) -> ModelIdentity;

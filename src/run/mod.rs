@@ -8,9 +8,9 @@ pub mod summary;
 use crate::dataset::DbInfo;
 use crate::dataset::{Example, Spider, Split, resolve_data_dir};
 use crate::eval::exact::hardness;
-use crate::eval::judge::{JudgeConfig, Mode};
+use crate::eval::judge::{JudgeConfig, Mode, Status};
 use crate::eval::parse::get_sql;
-use crate::eval::score::Scorer;
+use crate::eval::score::{Record, Scorer};
 use crate::exec::sandbox::{DEFAULT_TIMEOUT_SECS, Limits, off_async};
 use crate::llm::cache::{CacheArgs, CachedModel};
 use crate::llm::client::{ClientArgs, OpenAiClient};
@@ -22,10 +22,10 @@ use crate::retrieval::pool::ExamplePool;
 use crate::strategy::registry::{build, expand, find};
 use crate::strategy::spec::StrategySpec;
 use crate::strategy::step::Resources;
-use crate::strategy::{Env, Question, Strategy};
+use crate::strategy::{Env, Prediction, Question, Strategy};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use record::{Checkpoint, RunRecord, done_keys, rewrite_sorted};
+use record::{Checkpoint, RECORD_FORMAT, RunRecord, rewrite_sorted};
 use select::{Selection, select};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,6 +80,16 @@ pub struct RunOptions {
     /// No progress bar.
     #[arg(long = "quiet", action = clap::ArgAction::SetFalse)]
     pub progress: bool,
+    /// Stop the run after this many questions in a row got no answer from
+    /// the model (endpoint down, timeouts, 5xx past the retries); they are
+    /// recorded as `error` and asked again by --resume.
+    #[arg(long = "max-errors-in-a-row", value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_errors_in_a_row: u64,
+    /// Resume even though the folder was made by another spider-bench
+    /// version, other steps or prompts, other scoring or other data (the
+    /// differences are listed, and recorded in config.json).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
 }
 
 impl RunOptions {
@@ -100,9 +110,14 @@ impl RunOptions {
     }
 }
 
-/// What a run folder's `config.json` records: enough to replay the run.
+/// What a run folder's `config.json` records: enough to replay the run,
+/// and to refuse resuming it with something else.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunConfig {
+    /// The record format of its predictions.jsonl ([`RECORD_FORMAT`]); 0 in
+    /// folders made before it was recorded.
+    #[serde(default)]
+    pub format_version: u32,
     pub tool_version: String,
     pub model: ModelIdentity,
     /// The name of the variable the key was read from (never the key).
@@ -112,8 +127,20 @@ pub struct RunConfig {
     pub ids: Vec<usize>,
     pub strategies: Vec<StrategyEntry>,
     pub scoring: ScoringConfig,
-    /// SHA-256 of the data files the run read.
+    /// SHA-256 of the data files the run reads: the split, tables.json, the
+    /// gold file and every database file of its questions (by path under
+    /// the data folder).
     pub data_hashes: BTreeMap<String, String>,
+    /// Resumes that `--force` let through, with what differed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_resumes: Vec<ForcedResume>,
+}
+
+/// A resume despite differences (`run --resume --force`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ForcedResume {
+    pub tool_version: String,
+    pub differences: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -136,6 +163,8 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub records: Vec<RunRecord>,
     pub summaries: Vec<StrategySummary>,
+    /// Damage set aside, and why the run stopped early if it did.
+    pub execution: Execution,
     /// Calls that reached the model (HTTP requests, or local generations)
     /// in this invocation: 0 when everything came from the cache.
     pub backend_calls: u64,
@@ -248,9 +277,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let strategies = build_strategies(&questions.spider, opts, &runtime)?;
     let (model, local_stats) = build_model(opts, &model_name)?;
-    let config = run_config(opts, &questions.spider, &ids, &strategies, model.identity());
+    let config = run_config(opts, &questions, &ids, &strategies, model.identity());
     let dir = run_dir(opts, &model_name);
-    prepare_dir(&dir, &config, opts.resume)?;
+    prepare_dir(&dir, &config, opts)?;
     let ctx = RunContext {
         scorer: questions.scorer,
         dbs,
@@ -262,13 +291,14 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         prices: load_prices(opts)?,
         model_name,
     };
-    runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
+    let execution = runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
     let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
-    let (records, summaries) = write_summary(&dir, &order)?;
+    let (records, summaries) = write_summary(&dir, &order, ids.len())?;
     Ok(RunOutcome {
         dir,
         records,
         summaries,
+        execution,
         backend_calls: model.backend_calls(),
         cache_hits: model.stats.hits.load(Ordering::Relaxed),
         local_stats,
@@ -363,12 +393,14 @@ fn build_strategies(
 /// What `config.json` records of this run.
 fn run_config(
     opts: &RunOptions,
-    spider: &Spider,
+    questions: &Questions,
     ids: &[usize],
     strategies: &[Arc<dyn Strategy>],
     model: ModelIdentity,
 ) -> RunConfig {
+    let (spider, scorer) = (&questions.spider, &questions.scorer);
     RunConfig {
+        format_version: RECORD_FORMAT,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         model,
         api_key_env: opts.client.api_key_env.clone(),
@@ -387,11 +419,38 @@ fn run_config(
             mode: opts.mode,
             timeout_secs: opts.timeout_secs,
         },
-        data_hashes: [opts.split.file_name(), "tables.json", "dev_gold.sql"]
-            .iter()
-            .filter_map(|f| sha256_file(&spider.root.join(f)).map(|h| (f.to_string(), h)))
-            .collect(),
+        data_hashes: data_hashes(spider, scorer, opts.split, ids),
+        forced_resumes: Vec::new(),
     }
+}
+
+/// SHA-256 of every data file the questions `ids` are answered and judged
+/// from (36 MB for all of Spider's databases: a fraction of a second).
+fn data_hashes(spider: &Spider, scorer: &Scorer, split: Split, ids: &[usize]) -> BTreeMap<String, String> {
+    let mut files: Vec<PathBuf> = [split.file_name(), "tables.json", split.gold_file_name()]
+        .iter()
+        .map(|f| spider.root.join(f))
+        .collect();
+    let examples = spider.load_split(split).unwrap_or_default();
+    let dbs: std::collections::BTreeSet<&str> = ids
+        .iter()
+        .filter_map(|&i| examples.get(i))
+        .map(|e| e.db_id.as_str())
+        .collect();
+    for db in dbs {
+        files.extend(scorer.context(db).map(|c| c.files.clone()).unwrap_or_default());
+    }
+    files
+        .iter()
+        .filter_map(|f| {
+            let name = f
+                .strip_prefix(&spider.root)
+                .unwrap_or(f)
+                .to_string_lossy()
+                .replace('\\', "/");
+            sha256_file(f).map(|h| (name, h))
+        })
+        .collect()
 }
 
 /// `--out`, else `results/runs/<time>-<model>`.
@@ -414,9 +473,9 @@ fn load_prices(opts: &RunOptions) -> Result<PriceTable> {
 
 /// Rewrites the records in order, and writes their comparison beside them
 /// (`summary.json`, `summary.md`).
-fn write_summary(dir: &Path, order: &[String]) -> Result<(Vec<RunRecord>, Vec<StrategySummary>)> {
+fn write_summary(dir: &Path, order: &[String], questions: usize) -> Result<(Vec<RunRecord>, Vec<StrategySummary>)> {
     let records = rewrite_sorted(dir, order)?;
-    let summaries = summarize_run(&records, order);
+    let summaries = summarize_run(&records, order, questions);
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summaries)?)?;
     std::fs::write(
         dir.join("summary.md"),
@@ -457,37 +516,124 @@ async fn prepare_dense(
 }
 
 /// Creates the run folder, or checks that a resumed one was made for the
-/// same run.
-fn prepare_dir(dir: &Path, config: &RunConfig, resume: bool) -> Result<()> {
+/// same run by the same version with the same data (`--force` lets a
+/// different version, steps, prompts, scoring or data through, and records
+/// that it did).
+fn prepare_dir(dir: &Path, config: &RunConfig, opts: &RunOptions) -> Result<()> {
     let config_path = dir.join(CONFIG_FILE);
-    if config_path.exists() {
-        if !resume {
-            bail!(
-                "{} already holds a run; pass --resume to continue it, or choose another --out",
-                dir.display()
-            );
-        }
-        let old: RunConfig = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
-            .with_context(|| format!("{} is not a spider-bench run configuration", config_path.display()))?;
-        let same = |a: &RunConfig, b: &RunConfig| {
-            a.model == b.model
-                && a.split == b.split
-                && a.ids == b.ids
-                && a.strategies == b.strategies
-                && a.scoring == b.scoring
-        };
-        if !same(&old, config) {
-            bail!(
-                "{} was made for a different run (model, split, questions, strategies or scoring differ); \
-                 resume it with the same arguments, or choose another --out",
-                dir.display()
-            );
-        }
+    if !config_path.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        return write_config(&config_path, config);
+    }
+    if !opts.resume {
+        bail!(
+            "{} already holds a run; pass --resume to continue it, or choose another --out",
+            dir.display()
+        );
+    }
+    let mut old: RunConfig = serde_json::from_str(&std::fs::read_to_string(&config_path)?)
+        .with_context(|| format!("{} is not a spider-bench run configuration", config_path.display()))?;
+    let (another_run, forceable) = differences(&old, config);
+    if !another_run.is_empty() {
+        bail!(
+            "{} was made for another run ({}); resume it with the same arguments, or choose another --out",
+            dir.display(),
+            another_run.join("; ")
+        );
+    }
+    if forceable.is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(&config_path, serde_json::to_string_pretty(config)?)?;
+    if !opts.force {
+        bail!(
+            "{} was made by another setup, so its records may not compare with new ones:\n  {}\n\
+             rerun with the setup that made it, start another --out, or pass --force to resume anyway \
+             (the differences are recorded in config.json)",
+            dir.display(),
+            forceable.join("\n  ")
+        );
+    }
+    eprintln!("warning: resuming with --force despite:\n  {}", forceable.join("\n  "));
+    old.forced_resumes.push(ForcedResume {
+        tool_version: config.tool_version.clone(),
+        differences: forceable,
+    });
+    write_config(&config_path, &old)
+}
+
+/// Through a temporary file and a rename: a kill leaves the old file or the
+/// new one, never half of one.
+fn write_config(path: &Path, config: &RunConfig) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(config)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// What differs between a folder's configuration and this invocation's:
+/// (what makes it another run, what `--force` may let through).
+fn differences(old: &RunConfig, new: &RunConfig) -> (Vec<String>, Vec<String>) {
+    let mut another = Vec::new();
+    let mut forceable = Vec::new();
+    let names = |c: &RunConfig| c.strategies.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    if old.model != new.model {
+        another.push(format!("model {:?}, now {:?}", old.model.model, new.model.model));
+    }
+    if old.split != new.split {
+        another.push(format!("split {}, now {}", old.split, new.split));
+    }
+    if old.ids != new.ids {
+        another.push(format!(
+            "{} questions, now {} (or other ones)",
+            old.ids.len(),
+            new.ids.len()
+        ));
+    }
+    if names(old) != names(new) {
+        another.push(format!(
+            "strategies {}, now {}",
+            names(old).join(","),
+            names(new).join(",")
+        ));
+    }
+    if old.format_version != new.format_version {
+        forceable.push(format!(
+            "record format {} (0: before formats were recorded), now {}",
+            old.format_version, new.format_version
+        ));
+    }
+    if old.tool_version != new.tool_version {
+        forceable.push(format!("spider-bench {}, now {}", old.tool_version, new.tool_version));
+    }
+    for (a, b) in old.strategies.iter().zip(&new.strategies) {
+        if a != b {
+            forceable.push(format!("strategy {}: its steps, parameters or prompts differ", a.name));
+        }
+    }
+    if old.scoring != new.scoring {
+        forceable.push(format!("scoring {:?}, now {:?}", old.scoring, new.scoring));
+    }
+    let changed: Vec<&String> = new
+        .data_hashes
+        .iter()
+        .filter(|(file, hash)| old.data_hashes.get(*file) != Some(hash))
+        .map(|(file, _)| file)
+        .collect();
+    if !changed.is_empty() {
+        let shown: Vec<&str> = changed.iter().take(5).map(|f| f.as_str()).collect();
+        let more = changed.len().saturating_sub(shown.len());
+        forceable.push(format!(
+            "data: {}{} differ from the folder's (or were not fingerprinted)",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    (another, forceable)
 }
 
 struct RunContext {
@@ -501,19 +647,44 @@ struct RunContext {
 async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) -> Result<RunRecord, LlmError> {
     let scorable = ctx.scorer.context(&example.db_id).is_some_and(|c| c.missing.is_none());
     let prediction = match ctx.dbs.get(&example.db_id) {
-        Some(db) if scorable => strategy.predict(&Question { example, db }, &ctx.env).await?,
+        Some(db) if scorable => match strategy.predict(&Question { example, db }, &ctx.env).await {
+            Err(LlmError::Unavailable(e)) => Prediction {
+                unavailable: Some(e),
+                ..Default::default()
+            },
+            other => other?,
+        },
         // Unscorable questions cost nothing: they are recorded as skipped.
         _ => Default::default(),
     };
-    let scorer = ctx.scorer.clone();
-    let (e, sql) = (example.clone(), prediction.sql.clone());
-    let scored = off_async(move || scorer.score_one(&e, sql.as_deref())).await;
+    let scored = match &prediction.unavailable {
+        // No answer to score: the record waits for a resume.
+        Some(e) => Record {
+            id: example.id,
+            db_id: example.db_id.clone(),
+            hardness: None,
+            exec: None,
+            exact: None,
+            status: Status::Error,
+            error: Some(format!("no answer from the model: {e}")),
+            ms: 0.0,
+            pred: None,
+            gold: example.gold.clone(),
+            official: None,
+        },
+        None => {
+            let scorer = ctx.scorer.clone();
+            let (e, sql) = (example.clone(), prediction.sql.clone());
+            off_async(move || scorer.score_one(&e, sql.as_deref())).await
+        }
+    };
     let c = &prediction.completions;
     let (tokens_in, tokens_out) = (
         c.iter().map(|x| x.prompt_tokens).sum(),
         c.iter().map(|x| x.completion_tokens).sum(),
     );
     Ok(RunRecord {
+        v: RECORD_FORMAT,
         id: example.id,
         strategy: strategy.name().to_string(),
         db_id: example.db_id.clone(),
@@ -538,15 +709,35 @@ async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) ->
     })
 }
 
+/// How the questions of an invocation went.
+#[derive(Debug, Default)]
+pub struct Execution {
+    /// Lines of predictions.jsonl set aside as damaged (their records redone).
+    pub damage: Vec<String>,
+    /// Why the run stopped early: that many questions in a row got no
+    /// answer from the model.
+    pub stopped: Option<String>,
+}
+
 async fn execute(
     ctx: &RunContext,
     strategies: &[Arc<dyn Strategy>],
     chosen: &[&Example],
     dir: &Path,
     opts: &RunOptions,
-) -> Result<()> {
+) -> Result<Execution> {
     let (mut checkpoint, existing) = Checkpoint::open(dir)?;
-    let done = done_keys(&existing);
+    let mut outcome = Execution {
+        damage: existing.damage_report(),
+        stopped: None,
+    };
+    for line in &outcome.damage {
+        eprintln!(
+            "warning: {line}; it is kept in {} and its record is asked for again",
+            record::DAMAGED_FILE
+        );
+    }
+    let done = existing.done_keys();
     // Strategy by strategy, database by database: consecutive prompts share
     // the system message and schema, which a local model keeps in its KV
     // cache (and an HTTP server with prompt caching, too).
@@ -557,34 +748,47 @@ async fn execute(
         .flat_map(|s| by_db.iter().map(move |e| (s, *e)))
         .filter(|(s, e)| !done.contains(&(s.name().to_string(), e.id)))
         .collect();
-    let bar = progress_bar(
-        opts.progress,
-        (todo.len() + existing.len()) as u64,
-        existing.len() as u64,
-    );
-    let mut tally = Tally::from(&existing);
+    let bar = progress_bar(opts.progress, (todo.len() + done.len()) as u64, done.len() as u64);
+    let kept: Vec<&RunRecord> = existing.records.iter().filter(|r| r.status != Status::Error).collect();
+    let mut tally = Tally::from(kept);
     bar.set_message(tally.message());
     let mut results = futures::stream::iter(todo.into_iter().map(|(s, e)| answer(ctx, s.as_ref(), e)))
         .buffer_unordered(opts.client.concurrency.max(1));
+    let mut in_a_row = 0u64;
     while let Some(result) = results.next().await {
-        match result {
-            Ok(record) => {
-                checkpoint.append(&record)?;
-                tally.add(&record);
-                bar.set_message(tally.message());
-                bar.inc(1);
-            }
-            Err(e) => {
-                bar.abandon();
-                return Err(anyhow::anyhow!(
-                    "run stopped: {e} (finished examples are saved; fix the problem and rerun with --resume)"
-                ));
-            }
+        let record = result.map_err(|e| {
+            bar.abandon();
+            anyhow::anyhow!("run stopped: {e} (finished examples are saved; fix the problem and rerun with --resume)")
+        })?;
+        checkpoint.append(&record)?;
+        tally.add(&record);
+        bar.set_message(tally.message());
+        bar.inc(1);
+        // Only an answer from the model ends a series of errors (a skipped
+        // question says nothing about the endpoint).
+        match record.status {
+            Status::Error => in_a_row += 1,
+            s if s.is_scored() => in_a_row = 0,
+            _ => {}
+        }
+        if record.status != Status::Error {
+            continue;
+        }
+        if in_a_row >= opts.max_errors_in_a_row {
+            bar.abandon();
+            outcome.stopped = Some(format!(
+                "{in_a_row} questions in a row got no answer from the model; the last ({}, question {}): {}",
+                record.strategy,
+                record.id,
+                record.error.as_deref().unwrap_or("")
+            ));
+            break;
         }
     }
+    drop(results);
     checkpoint.sync()?;
     bar.finish();
-    Ok(())
+    Ok(outcome)
 }
 
 fn progress_bar(visible: bool, total: u64, done: u64) -> indicatif::ProgressBar {
@@ -606,12 +810,13 @@ fn progress_bar(visible: bool, total: u64, done: u64) -> indicatif::ProgressBar 
 struct Tally {
     scored: usize,
     correct: usize,
+    errors: usize,
     tokens: u64,
     cost: f64,
 }
 
 impl Tally {
-    fn from(records: &[RunRecord]) -> Self {
+    fn from<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Self {
         let mut t = Tally::default();
         for r in records {
             t.add(r);
@@ -623,6 +828,7 @@ impl Tally {
             self.scored += 1;
             self.correct += usize::from(r.exec == Some(true));
         }
+        self.errors += usize::from(r.status == Status::Error);
         self.tokens += r.tokens_in + r.tokens_out;
         self.cost += r.cost_usd;
     }
@@ -632,6 +838,10 @@ impl Tally {
         } else {
             100.0 * self.correct as f64 / self.scored as f64
         };
-        format!("EX {acc:.1}% | {} tokens | ${:.4}", self.tokens, self.cost)
+        let errors = match self.errors {
+            0 => String::new(),
+            n => format!(" | {n} without an answer (endpoint errors)"),
+        };
+        format!("EX {acc:.1}% | {} tokens | ${:.4}{errors}", self.tokens, self.cost)
     }
 }

@@ -2,13 +2,20 @@
 //! strategy, written as soon as the example is done, so a killed process
 //! loses nothing (each record is one `write`; the file is also synced to disk
 //! at most every second, so a machine crash loses at most that).
+//!
+//! Reading never drops a record silently: a last line without its newline
+//! (a write cut short) and any line that is not a record are returned as
+//! damage, with their line numbers, beside every good record. A resumed run
+//! moves them to `predictions.damaged.jsonl`, keeps every other line byte for
+//! byte and asks again for the records they held. When a record appears
+//! twice (an `error` record, then its retry), the later one counts.
 
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
 use crate::strategy::{Candidate, TraceEvent};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +23,10 @@ use std::path::{Path, PathBuf};
 /// `status` and `error` mean what they mean in `eval --out`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRecord {
+    /// The record format ([`RECORD_FORMAT`]); records written before it was
+    /// recorded are format 1, which reads the same.
+    #[serde(default = "format_1")]
+    pub v: u32,
     pub id: usize,
     pub strategy: String,
     pub db_id: String,
@@ -46,7 +57,154 @@ pub struct RunRecord {
     pub trace: Vec<TraceEvent>,
 }
 
+/// The format of the records this version writes. 2 added `v` and the
+/// `error` status (no answer from the model, not scored).
+pub const RECORD_FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
 pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
+/// Where a resumed run moves the lines of `predictions.jsonl` that hold no
+/// record (kept, never deleted).
+pub const DAMAGED_FILE: &str = "predictions.damaged.jsonl";
+
+/// A line of a predictions file that holds no record.
+#[derive(Debug, Clone)]
+pub struct DamagedLine {
+    /// 1-based line number.
+    pub line: usize,
+    pub error: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything a predictions file holds.
+#[derive(Debug, Default)]
+pub struct PredictionsFile {
+    pub path: PathBuf,
+    /// The latest record of each (strategy, id), in file order.
+    pub records: Vec<RunRecord>,
+    /// Lines that are not records (the unterminated last line excluded).
+    pub damaged: Vec<DamagedLine>,
+    /// A last line without its newline: a write that a kill cut short.
+    pub partial_tail: Option<DamagedLine>,
+    /// The exact bytes of the line of each record in `records`.
+    lines: Vec<Vec<u8>>,
+}
+
+impl PredictionsFile {
+    /// Reads `path` (a missing file holds nothing). Only a record written
+    /// by a newer spider-bench is an error: this version cannot judge it.
+    pub fn read(path: &Path) -> Result<PredictionsFile> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut file = PredictionsFile {
+            path: path.to_path_buf(),
+            ..Default::default()
+        };
+        let mut latest: HashMap<(String, usize), usize> = HashMap::new();
+        let mut slots: Vec<Option<(RunRecord, Vec<u8>)>> = Vec::new();
+        for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+            let damaged = |error: String| DamagedLine {
+                line: i + 1,
+                error,
+                bytes: line.to_vec(),
+            };
+            if !line.ends_with(b"\n") {
+                file.partial_tail = Some(damaged("the line has no end (a write cut short)".into()));
+                break;
+            }
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<RunRecord>(line) {
+                Ok(r) if r.v > RECORD_FORMAT => anyhow::bail!(
+                    "{} line {}: written by a newer spider-bench (record format {}; this one reads up to {RECORD_FORMAT}); \
+                     use that version, or a newer one of this",
+                    path.display(),
+                    i + 1,
+                    r.v
+                ),
+                Ok(r) => {
+                    if let Some(old) = latest.insert((r.strategy.clone(), r.id), slots.len()) {
+                        slots[old] = None;
+                    }
+                    slots.push(Some((r, line.to_vec())));
+                }
+                Err(e) => file.damaged.push(damaged(e.to_string())),
+            }
+        }
+        for (r, line) in slots.into_iter().flatten() {
+            file.records.push(r);
+            file.lines.push(line);
+        }
+        Ok(file)
+    }
+
+    /// Lines that hold no record, the cut-short last line included.
+    pub fn damage(&self) -> impl Iterator<Item = &DamagedLine> {
+        self.damaged.iter().chain(&self.partial_tail)
+    }
+
+    /// One sentence per damaged line: file, line number and what is wrong.
+    pub fn damage_report(&self) -> Vec<String> {
+        self.damage()
+            .map(|d| format!("{}:{}: not a record ({})", self.path.display(), d.line, d.error))
+            .collect()
+    }
+
+    /// (strategy, id) pairs with an answer: records that are not `error`.
+    pub fn done_keys(&self) -> HashSet<(String, usize)> {
+        self.records
+            .iter()
+            .filter(|r| r.status != Status::Error)
+            .map(|r| (r.strategy.clone(), r.id))
+            .collect()
+    }
+
+    /// Moves the damaged lines to [`DAMAGED_FILE`] beside the file and
+    /// rewrites it with every other line as it was (atomically), so that the
+    /// records they held are asked for again. Does nothing without damage.
+    fn set_damage_aside(&mut self) -> Result<()> {
+        if self.damage().next().is_none() {
+            return Ok(());
+        }
+        let aside = self.path.with_file_name(DAMAGED_FILE);
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&aside)
+            .with_context(|| format!("cannot write {}", aside.display()))?;
+        for d in self.damage() {
+            out.write_all(&d.bytes)?;
+            if !d.bytes.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+        }
+        out.sync_all()?;
+        write_atomically(&self.path, self.lines.iter())?;
+        Ok(())
+    }
+}
+
+/// Writes `lines` to `path` through a temporary file and a rename, so a
+/// kill leaves either the old file or the new one.
+fn write_atomically<'a>(path: &Path, lines: impl Iterator<Item = &'a Vec<u8>>) -> Result<()> {
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+    );
+    for line in lines {
+        out.write_all(line)?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
 
 /// Appends records to `predictions.jsonl`, each synced to disk.
 pub struct Checkpoint {
@@ -59,25 +217,25 @@ pub struct Checkpoint {
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Checkpoint {
-    /// Opens the file for appending, first cutting off a last line that a
-    /// killed run left half-written.
-    pub fn open(dir: &Path) -> Result<(Checkpoint, Vec<RunRecord>)> {
+    /// Opens the file for appending, first setting its damaged lines aside
+    /// (a last line that a killed run left half-written, or any line that
+    /// is not a record; see [`PredictionsFile::damage_report`]).
+    pub fn open(dir: &Path) -> Result<(Checkpoint, PredictionsFile)> {
         let path = dir.join(PREDICTIONS_FILE);
-        let (records, good_len) = read_records(&path)?;
+        let mut existing = PredictionsFile::read(&path)?;
+        existing.set_damage_aside()?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .read(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        file.set_len(good_len)?;
         Ok((
             Checkpoint {
                 file,
                 path,
                 last_sync: std::time::Instant::now(),
             },
-            records,
+            existing,
         ))
     }
 
@@ -102,47 +260,20 @@ impl Checkpoint {
     }
 }
 
-/// The complete records of a predictions file and the byte length they
-/// span (a trailing partial line is not counted).
-pub fn read_records(path: &Path) -> Result<(Vec<RunRecord>, u64)> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut records = Vec::new();
-    let mut good = 0usize;
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        if !line.ends_with(b"\n") {
-            break;
-        }
-        match serde_json::from_slice::<RunRecord>(line) {
-            Ok(r) => records.push(r),
-            Err(_) => break,
-        }
-        good += line.len();
-    }
-    Ok((records, good as u64))
-}
-
-/// (strategy, id) pairs already done.
-pub fn done_keys(records: &[RunRecord]) -> HashSet<(String, usize)> {
-    records.iter().map(|r| (r.strategy.clone(), r.id)).collect()
-}
-
-/// Rewrites the predictions file in (strategy order, id) order, atomically.
+/// Rewrites the predictions file in (strategy order, id) order, atomically,
+/// each record's line as it was written; a record superseded by a later one
+/// (an `error`, then its retry) is dropped. Refuses a file with damaged
+/// lines (a resumed run sets them aside first).
 pub fn rewrite_sorted(dir: &Path, strategy_order: &[String]) -> Result<Vec<RunRecord>> {
     let path = dir.join(PREDICTIONS_FILE);
-    let (mut records, _) = read_records(&path)?;
-    let rank = |s: &str| strategy_order.iter().position(|n| n == s).unwrap_or(usize::MAX);
-    records.sort_by_key(|a| (rank(&a.strategy), a.id));
-    let tmp = dir.join(format!("{PREDICTIONS_FILE}.tmp"));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    for r in &records {
-        serde_json::to_writer(&mut out, r)?;
-        out.write_all(b"\n")?;
+    let file = PredictionsFile::read(&path)?;
+    if let Some(first) = file.damage_report().first() {
+        anyhow::bail!("{first}; rerun with --resume to set it aside and redo its record");
     }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(records)
+    let rank = |s: &str| strategy_order.iter().position(|n| n == s).unwrap_or(usize::MAX);
+    let mut order: Vec<usize> = (0..file.records.len()).collect();
+    order.sort_by_key(|&i| (rank(&file.records[i].strategy), file.records[i].id));
+    write_atomically(&path, order.iter().map(|&i| &file.lines[i]))?;
+    let mut records: Vec<Option<RunRecord>> = file.records.into_iter().map(Some).collect();
+    Ok(order.iter().map(|&i| records[i].take().expect("each once")).collect())
 }

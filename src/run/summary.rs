@@ -24,6 +24,12 @@ pub struct StrategySummary {
     pub exec_errors: usize,
     pub timeouts: usize,
     pub skipped: usize,
+    /// No answer from the model (endpoint down, timeouts): not scored;
+    /// `run --resume` asks again.
+    pub errors: usize,
+    /// Questions of the run without a record yet (a run stopped or killed
+    /// before them, or whose line of predictions.jsonl is damaged).
+    pub missing: usize,
 }
 
 impl StrategySummary {
@@ -48,8 +54,9 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// One summary per strategy, in the given order.
-pub fn summarize_run(records: &[RunRecord], order: &[String]) -> Vec<StrategySummary> {
+/// One summary per strategy, in the given order; `questions` is how many
+/// each strategy should have (the run's questions).
+pub fn summarize_run(records: &[RunRecord], order: &[String], questions: usize) -> Vec<StrategySummary> {
     order
         .iter()
         .map(|name| {
@@ -67,8 +74,11 @@ pub fn summarize_run(records: &[RunRecord], order: &[String]) -> Vec<StrategySum
                 exec_errors: 0,
                 timeouts: 0,
                 skipped: 0,
+                errors: 0,
+                missing: questions,
             };
             for r in records.iter().filter(|r| &r.strategy == name) {
+                s.missing = s.missing.saturating_sub(1);
                 s.tokens_in += r.tokens_in;
                 s.tokens_out += r.tokens_out;
                 s.cost_usd += r.cost_usd;
@@ -76,6 +86,10 @@ pub fn summarize_run(records: &[RunRecord], order: &[String]) -> Vec<StrategySum
                 match r.status {
                     Status::Skipped | Status::GoldError => {
                         s.skipped += 1;
+                        continue;
+                    }
+                    Status::Error => {
+                        s.errors += 1;
                         continue;
                     }
                     Status::ExecError => s.exec_errors += 1,
@@ -98,14 +112,32 @@ pub fn summarize_run(records: &[RunRecord], order: &[String]) -> Vec<StrategySum
         .collect()
 }
 
-const HEADER: [&str; 14] = [
-    "strategy", "n", "EX", "easy", "medium", "hard", "extra", "EM", "tokens/q", "$/q", "$ total", "no SQL", "exec err",
+const HEADER: [&str; 15] = [
+    "strategy",
+    "n",
+    "EX",
+    "easy",
+    "medium",
+    "hard",
+    "extra",
+    "EM",
+    "tokens/q",
+    "$/q",
+    "$ total",
+    "no SQL",
+    "exec err",
     "timeout",
+    "no answer",
 ];
 
 fn row(s: &StrategySummary) -> Vec<String> {
     let pct = |x: f64| format!("{:.1}", 100.0 * x);
-    let mut r = vec![s.strategy.clone(), s.count.to_string(), pct(s.exec_accuracy())];
+    // The n of an incomplete row says so: what is scored, and what is not yet.
+    let n = match s.errors + s.missing {
+        0 => s.count.to_string(),
+        pending => format!("{} (+{pending} pending)", s.count),
+    };
+    let mut r = vec![s.strategy.clone(), n, pct(s.exec_accuracy())];
     for h in Hardness::ALL {
         r.push(s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into()));
     }
@@ -116,7 +148,21 @@ fn row(s: &StrategySummary) -> Vec<String> {
     r.push(s.no_answer.to_string());
     r.push(s.exec_errors.to_string());
     r.push(s.timeouts.to_string());
+    r.push(s.errors.to_string());
     r
+}
+
+/// A footnote for rows that lack records: how many, and how to get them.
+fn pending_note(summaries: &[StrategySummary]) -> String {
+    let errors: usize = summaries.iter().map(|s| s.errors).sum();
+    let missing: usize = summaries.iter().map(|s| s.missing).sum();
+    if errors + missing == 0 {
+        return String::new();
+    }
+    format!(
+        "INCOMPLETE: {errors} questions got no answer from the model (endpoint errors, not scored) and {missing} have no \
+         record yet; `spider-bench run ... --resume --out DIR` asks for them.\n"
+    )
 }
 
 /// Renders the comparison (EX = execution accuracy %, EM = exact match %).
@@ -125,12 +171,11 @@ pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> Strin
         Format::Json => serde_json::to_string_pretty(summaries).expect("serializes") + "\n",
         _ => {
             let rows: Vec<Vec<String>> = summaries.iter().map(row).collect();
-            render_grid(
-                &HEADER,
-                &rows,
-                format,
-                "EX: execution accuracy (%), by hardness; EM: exact-set match (%).\n",
-            )
+            let notes = format!(
+                "EX: execution accuracy (%), by hardness; EM: exact-set match (%); no answer: endpoint errors.\n{}",
+                pending_note(summaries)
+            );
+            render_grid(&HEADER, &rows, format, &notes)
         }
     }
 }

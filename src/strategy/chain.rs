@@ -42,8 +42,9 @@ impl Chain {
     }
 
     /// Runs the steps in order. A step that fails the question ends the
-    /// chain with the failure recorded (in the trace and `state.failure`);
-    /// only a fatal error comes back as `Err`.
+    /// chain with the failure recorded (in the trace and `state.failure`,
+    /// or `state.unavailable` when the model could not be reached); only a
+    /// fatal error comes back as `Err`.
     pub async fn run(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
         for (name, step) in &self.steps {
             state.begin(name);
@@ -51,6 +52,11 @@ impl Chain {
                 Ok(()) => state.end(None),
                 Err(LlmError::Request(e)) => {
                     state.failure = Some(format!("{name}: {e}"));
+                    state.end(Some(e));
+                    return Ok(());
+                }
+                Err(LlmError::Unavailable(e)) => {
+                    state.unavailable = Some(format!("{name}: {e}"));
                     state.end(Some(e));
                     return Ok(());
                 }
@@ -90,6 +96,7 @@ impl Strategy for Chain {
             completions: state.completions,
             candidates: state.candidates.iter().map(|d| d.to_candidate()).collect(),
             trace: state.trace,
+            unavailable: state.unavailable,
         })
     }
 }

@@ -58,6 +58,10 @@ pub struct Prediction {
     pub candidates: Vec<Candidate>,
     /// What each step did.
     pub trace: Vec<TraceEvent>,
+    /// Why no answer could be had from the model (an infrastructure
+    /// failure, see [`LlmError::Unavailable`]): the question is not scored
+    /// and a resumed run asks again.
+    pub unavailable: Option<String>,
 }
 
 /// A way to answer questions. `Err` only for errors that must stop the run.

@@ -144,6 +144,8 @@ pub struct QuestionState {
     pub final_sql: Option<String>,
     /// Why there is no SQL.
     pub failure: Option<String>,
+    /// Why the model could not be reached (the question is then not scored).
+    pub unavailable: Option<String>,
     /// Every model call, in order (tokens, latency, cache keys).
     pub completions: Vec<Completion>,
     pub trace: Vec<TraceEvent>,
@@ -165,6 +167,7 @@ impl QuestionState {
             candidates: Vec::new(),
             final_sql: None,
             failure: None,
+            unavailable: None,
             completions: Vec::new(),
             trace: Vec::new(),
             vars: Default::default(),

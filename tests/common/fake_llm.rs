@@ -46,6 +46,13 @@ pub struct FakeLlm {
 impl FakeLlm {
     /// Starts the server on a free loopback port, on its own thread.
     pub fn start(script: Script) -> FakeLlm {
+        FakeLlm::start_on("127.0.0.1:0", script)
+    }
+
+    /// Starts the server at `addr` (e.g. the port of an endpoint that was
+    /// down), on its own thread.
+    pub fn start_on(addr: &str, script: Script) -> FakeLlm {
+        let addr = addr.to_string();
         let calls = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
         let embedding_calls = Arc::new(AtomicUsize::new(0));
@@ -63,7 +70,7 @@ impl FakeLlm {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = axum::Router::new()
                     .route("/v1/chat/completions", post(handle))
@@ -185,6 +192,12 @@ pub fn question_of(body: &Value) -> String {
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     first_user.rsplit("Question: ").next().unwrap_or("").trim().to_string()
+}
+
+/// A loopback address where nothing listens (yet): an endpoint that is down.
+pub fn unused_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 /// A script that answers every question with its gold SQL (in a fenced

@@ -50,7 +50,7 @@ pub fn mini_spider() -> PathBuf {
     .clone()
 }
 
-fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+pub fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();

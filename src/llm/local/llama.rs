@@ -48,7 +48,7 @@ impl LocalConfig {
 struct Job {
     prompt: String,
     params: GenParams,
-    k: u32,
+    slots: Vec<u32>,
     reply: tokio::sync::oneshot::Sender<Result<Vec<RawCompletion>, LlmError>>,
 }
 
@@ -124,13 +124,18 @@ impl LocalModel {
 
 #[async_trait::async_trait]
 impl Generator for LocalModel {
-    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+    async fn generate(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        slots: &[u32],
+    ) -> Result<Vec<RawCompletion>, LlmError> {
         let prompt = self.render(messages)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             prompt,
             params: params.clone(),
-            k,
+            slots: slots.to_vec(),
             reply,
         };
         self.jobs
@@ -184,7 +189,7 @@ fn worker(config: &LocalConfig, stats: &LocalStats, queue: mpsc::Receiver<Job>, 
         return;
     }
     for job in queue {
-        let result = engine.complete(&job.prompt, &job.params, job.k);
+        let result = engine.complete(&job.prompt, &job.params, &job.slots);
         let _ = job.reply.send(result);
     }
 }
@@ -224,7 +229,8 @@ impl<'m> Engine<'m> {
         })
     }
 
-    fn complete(&mut self, prompt: &str, params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
+    /// The samples `slots` of the prompt (each seeded by its slot).
+    fn complete(&mut self, prompt: &str, params: &GenParams, slots: &[u32]) -> Result<Vec<RawCompletion>, LlmError> {
         let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
         let limit = self.ctx.n_ctx() as usize;
         if tokens.is_empty() || tokens.len() >= limit {
@@ -233,8 +239,10 @@ impl<'m> Engine<'m> {
                 tokens.len()
             )));
         }
-        (0..k)
-            .map(|sample| {
+        slots
+            .iter()
+            .enumerate()
+            .map(|(i, &sample)| {
                 let started = Instant::now();
                 let (text, generated) = self.sample(&tokens, params, sample).map_err(|e| {
                     // Whatever state the context is in, start afresh next time.
@@ -245,7 +253,7 @@ impl<'m> Engine<'m> {
                 Ok(RawCompletion {
                     text,
                     // Usage is per call, as an HTTP server reports it for n samples.
-                    prompt_tokens: if sample == 0 { tokens.len() as u64 } else { 0 },
+                    prompt_tokens: if i == 0 { tokens.len() as u64 } else { 0 },
                     completion_tokens: generated,
                     latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 })
@@ -385,8 +393,13 @@ fn load_installed(name: &str, gguf: &crate::models::ModelFile, stats: Arc<LocalS
 
 #[async_trait::async_trait]
 impl Generator for LazyLocal {
-    async fn generate(&self, messages: &[Message], params: &GenParams, k: u32) -> Result<Vec<RawCompletion>, LlmError> {
-        self.model().await?.generate(messages, params, k).await
+    async fn generate(
+        &self,
+        messages: &[Message],
+        params: &GenParams,
+        slots: &[u32],
+    ) -> Result<Vec<RawCompletion>, LlmError> {
+        self.model().await?.generate(messages, params, slots).await
     }
 
     fn identity(&self) -> ModelIdentity {

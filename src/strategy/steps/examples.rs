@@ -161,6 +161,7 @@ impl Examples {
             Some(p) => {
                 let mut inner = QuestionState::new(state.example.clone(), state.db.clone());
                 p.run(&mut inner, env).await?;
+                let unavailable = inner.unavailable.clone();
                 let sql = inner.final_sql.clone();
                 state.note(format!(
                     "hypothetical answer from {}: {}",
@@ -168,6 +169,11 @@ impl Examples {
                     sql.as_deref().unwrap_or("(none)")
                 ));
                 state.absorb(inner);
+                // No hypothesis because the model could not be reached: the
+                // whole question waits for a resume, not a weaker retrieval.
+                if let Some(e) = unavailable {
+                    return Err(LlmError::Unavailable(e));
+                }
                 sql
             }
             None => None,
