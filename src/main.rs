@@ -71,10 +71,17 @@ fn main() -> ExitCode {
         },
         Command::Data { command } => match command {
             DataCommand::Fetch(a) => spider_bench::dataset::fetch::fetch(&a),
-            DataCommand::Check(a) => data_check::run(&a).map(|problems| {
-                if problems > 0 {
-                    eprintln!("{problems} gold queries fail");
+            DataCommand::Check(a) => data_check::run(&a).and_then(|found| {
+                if found.problems > 0 {
+                    eprintln!("{} gold queries fail", found.problems);
                 }
+                if found.damaged_files > 0 {
+                    anyhow::bail!(
+                        "{} damaged database file(s): their databases cannot be scored (see above)",
+                        found.damaged_files
+                    );
+                }
+                Ok(())
             }),
         },
     };

@@ -152,9 +152,11 @@ fn the_official_text_format_is_read_line_by_line() {
         .lines()
         .map(str::to_string)
         .collect();
-    // Gold lines keep their "\tdb_id" tail, which is ignored; one line is blank.
+    // Gold lines keep their "\tdb_id" tail, which is ignored; one line is
+    // blank; one starts with a TAB, which the official script strips first.
     let mut lines = golds.clone();
     lines[2] = String::new();
+    lines[0] = format!("\t{}", lines[0]);
     let pred = write(&dir.join("p.sql"), &(lines.join("\n") + "\n"));
     let data = mini_spider().display().to_string();
     let o = run(&["eval", "--data", &data, "--pred", &pred, "--format", "csv"]);
@@ -224,4 +226,141 @@ fn data_check_reports_missing_databases_and_runs_every_gold() {
     assert!(stdout.contains("dev           12 questions: 11 golds run"), "{stdout}");
     assert!(stdout.contains("lost_db: 1"), "{stdout}");
     assert!(stdout.contains("train         8 questions: 8 golds run"), "{stdout}");
+}
+
+/// A copy of the mini fixture with concert_hall's file damaged in the way
+/// `kind` names; returns the folder and the damaged file.
+fn damaged_mini(kind: &str) -> (PathBuf, PathBuf) {
+    let dir = common::mini_copy(&format!("cli-{kind}"));
+    let file = dir.join("database/concert_hall/concert_hall.sqlite");
+    common::damage(&file, kind);
+    (dir, file)
+}
+
+/// `eval` of the gold file on `data`, run by `cmd`: the concert_hall records'
+/// reasons, and the `all` row of the CSV table.
+fn eval_gold(mut cmd: Command, data: &Path, out_dir: &Path) -> (Vec<String>, String) {
+    let out = out_dir.join("out.jsonl");
+    let o = cmd
+        .args(["eval", "--data", data.to_str().unwrap(), "--pred"])
+        .arg(data.join("dev_gold.sql"))
+        .args(["--format", "csv", "--out", out.to_str().unwrap()])
+        .env_remove("SPIDER_DATA")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let reasons = read_records(&out)
+        .iter()
+        .filter(|r| r["db_id"] == "concert_hall")
+        .map(|r| {
+            assert_eq!(r["status"], "skipped", "{r}");
+            assert!(r["exec"].is_null(), "{r}");
+            r["error"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let all = stdout.lines().find(|l| l.starts_with("all,")).unwrap().to_string();
+    (reasons, all)
+}
+
+#[test]
+fn eval_skips_a_damaged_database_with_the_reason_and_scores_the_others() {
+    for (kind, fragment) in common::DAMAGE {
+        let (data, file) = damaged_mini(kind);
+        let (reasons, all) = eval_gold(bin(), &data, &data);
+        assert_eq!(reasons.len(), 8, "{kind}");
+        for why in &reasons {
+            assert!(
+                why.contains(&format!("database file {} {fragment}", file.display())),
+                "{kind}: {why}"
+            );
+        }
+        // odd_values and orders_db: 3 questions, all correct.
+        assert!(all.starts_with("all,3,3,3,"), "{kind}: {all}");
+    }
+}
+
+#[test]
+fn data_check_names_each_damaged_file_and_fails() {
+    for (kind, fragment) in common::DAMAGE {
+        let (data, file) = damaged_mini(kind);
+        let o = run(&["data", "check", "--data", data.to_str().unwrap()]);
+        let (stdout, stderr) = text(&o);
+        assert!(!o.status.success(), "{kind}: {stdout}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let what = fragment.trim_start_matches("is damaged: ");
+        assert!(
+            stdout.contains(&format!("  {}: {what}", file.display())),
+            "{kind}: {stdout}"
+        );
+        assert!(stderr.contains("1 damaged database file(s)"), "{kind}: {stderr}");
+        // The other databases' golds still run; concert_hall's are skipped.
+        assert!(
+            stdout.contains("dev           12 questions: 3 golds run"),
+            "{kind}: {stdout}"
+        );
+        assert!(stdout.contains("concert_hall: 8"), "{kind}: {stdout}");
+    }
+}
+
+/// The user id this process runs as (the owner of a file it creates).
+fn my_uid(dir: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join("uid-probe");
+    std::fs::write(&probe, b"").unwrap();
+    std::fs::metadata(&probe).unwrap().uid()
+}
+
+#[test]
+fn an_unreadable_database_file_is_named_by_eval_and_data_check() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::mini_copy("cli-unreadable");
+    let file = dir.join("database/concert_hall/concert_hall.sqlite");
+    let out_dir = scratch("unreadable-out");
+    let still_readable = common::make_unreadable(&file);
+    // As root, mode 000 does not stop reads: run the binary as the
+    // unprivileged user nobody instead, where setpriv exists.
+    let setpriv = Path::new("/usr/bin/setpriv");
+    let as_nobody = still_readable && my_uid(&out_dir) == 0 && setpriv.exists();
+    let cmd = || {
+        if as_nobody {
+            let mut c = Command::new(setpriv);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_spider-bench"));
+            c
+        } else {
+            bin()
+        }
+    };
+    if still_readable && !as_nobody {
+        eprintln!("note: this process reads mode-000 files and cannot drop privileges: checked that they are scored");
+        let data = dir.display().to_string();
+        let gold = dir.join("dev_gold.sql").display().to_string();
+        let stdout = text(&run(&["eval", "--data", &data, "--pred", &gold, "--format", "csv"])).0;
+        assert!(stdout.contains("all,11,11,11,"), "{stdout}");
+        return;
+    }
+    // The unprivileged user writes --out here.
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (reasons, all) = eval_gold(cmd(), &dir, &out_dir);
+    assert_eq!(reasons.len(), 8);
+    for why in &reasons {
+        assert!(
+            why.contains(&format!("database file {} is damaged: unreadable: ", file.display())),
+            "{why}"
+        );
+    }
+    assert!(all.starts_with("all,3,3,3,"), "{all}");
+    let o = cmd()
+        .args(["data", "check", "--data", dir.to_str().unwrap()])
+        .env_remove("SPIDER_DATA")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(!o.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("  {}: unreadable: Permission denied", file.display())),
+        "{stdout}\n{stderr}"
+    );
 }

@@ -51,6 +51,21 @@ fn sha1_12(s: &str) -> String {
     hex::encode(sha1_smol::Sha1::from(s).digest().bytes())[..12].to_string()
 }
 
+/// The configurations the verdicts were recorded under: rows named
+/// `keep_distinct:<mutation>` were scored with `evaluation.py --keep_distinct`.
+fn configs() -> [(&'static str, JudgeConfig); 2] {
+    [
+        ("", JudgeConfig::default()),
+        (
+            "keep_distinct:",
+            JudgeConfig {
+                keep_distinct: true,
+                ..JudgeConfig::default()
+            },
+        ),
+    ]
+}
+
 #[test]
 fn official_mode_matches_the_official_evaluator() {
     let Some(data) = common::real_spider("official_mode_matches_the_official_evaluator") else {
@@ -59,45 +74,72 @@ fn official_mode_matches_the_official_evaluator() {
     let spider = Spider::open(&data).unwrap();
     let examples = spider.load_split(Split::Dev).unwrap();
     let verdicts = load_verdicts();
-    let scorer = Scorer::new(&spider, &examples, JudgeConfig::default()).unwrap();
-    let mut compared = 0;
+    let mut compared: HashMap<String, usize> = HashMap::new();
     let mut mismatches = Vec::new();
-    for m in MUTATIONS {
-        let preds = predictions(&examples, m);
-        let items: Vec<_> = preds
-            .iter()
-            .map(|(id, sql)| (&examples[*id], Some(sql.as_str())))
-            .collect();
-        let records = scorer.score_all(&items);
-        for ((id, sql), r) in preds.iter().zip(&records) {
-            let Some(o) = verdicts.get(&(m.name.to_string(), *id)) else {
-                continue;
-            };
-            assert_eq!(
-                o.sha,
-                sha1_12(sql),
-                "{} #{id}: the prediction changed since the verdicts were computed; regenerate them",
-                m.name
-            );
-            if o.exec.is_none() {
+    for (prefix, config) in configs() {
+        let scorer = Scorer::new(&spider, &examples, config).unwrap();
+        for m in MUTATIONS {
+            let name = format!("{prefix}{}", m.name);
+            let preds = predictions(&examples, m);
+            if !preds.iter().any(|(id, _)| verdicts.contains_key(&(name.clone(), *id))) {
                 continue;
             }
-            compared += 1;
-            let hardness = r.hardness.map(|h| h.to_string()).unwrap_or_default();
-            if r.exec != o.exec || r.exact != o.exact || hardness != o.hardness {
-                mismatches.push(format!(
-                    "{} #{id} ({}): official exec={:?} exact={:?} {} / spider-bench exec={:?} exact={:?} {} [{}: {}]\n    {sql}",
-                    m.name, r.db_id, o.exec, o.exact, o.hardness, r.exec, r.exact, hardness, r.status.as_str(), r.error.as_deref().unwrap_or("")
-                ));
+            let items: Vec<_> = preds
+                .iter()
+                .map(|(id, sql)| (&examples[*id], Some(sql.as_str())))
+                .collect();
+            let records = scorer.score_all(&items);
+            for ((id, sql), r) in preds.iter().zip(&records) {
+                let Some(o) = verdicts.get(&(name.clone(), *id)) else {
+                    continue;
+                };
+                assert_eq!(
+                    o.sha,
+                    sha1_12(sql),
+                    "{name} #{id}: the prediction changed since the verdicts were computed; regenerate them"
+                );
+                if o.exec.is_none() {
+                    continue;
+                }
+                *compared.entry(name.clone()).or_default() += 1;
+                let hardness = r.hardness.map(|h| h.to_string()).unwrap_or_default();
+                if r.exec != o.exec || r.exact != o.exact || hardness != o.hardness {
+                    mismatches.push(format!(
+                        "{name} #{id} ({}): official exec={:?} exact={:?} {} / spider-bench exec={:?} exact={:?} {} [{}: {}]\n    {sql}",
+                        r.db_id, o.exec, o.exact, o.hardness, r.exec, r.exact, hardness, r.status.as_str(), r.error.as_deref().unwrap_or("")
+                    ));
+                }
             }
         }
     }
+    let kept: usize = compared
+        .iter()
+        .filter(|(n, _)| n.starts_with("keep_distinct:"))
+        .map(|(_, c)| c)
+        .sum();
+    let plain = compared.values().sum::<usize>() - kept;
     assert!(
         mismatches.is_empty(),
-        "{} of {compared} verdicts differ:\n{}",
+        "{} of {} verdicts differ:\n{}",
         mismatches.len(),
+        plain + kept,
         mismatches.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
     );
-    assert!(compared > 45_000, "only {compared} verdicts compared");
-    eprintln!("{compared} verdicts compared, all equal");
+    assert!(plain > 45_000, "only {plain} verdicts compared without keep_distinct");
+    assert!(kept > 45_000, "only {kept} verdicts compared with keep_distinct");
+    // Empty and blank predictions: the official script raises on them without
+    // --keep_distinct (nothing to compare); with it, every scorable one has a verdict.
+    for m in ["empty", "blank"] {
+        assert_eq!(
+            compared.get(m),
+            None,
+            "{m} without keep_distinct has official verdicts?"
+        );
+        assert_eq!(
+            compared.get(&format!("keep_distinct:{m}")),
+            Some(&972),
+            "keep_distinct:{m}"
+        );
+    }
+    eprintln!("{plain} verdicts compared without keep_distinct and {kept} with it, all equal");
 }

@@ -400,3 +400,74 @@ fn missing_databases_are_skipped_with_the_reason_and_golds_that_fail_are_reporte
     let r = judge_mini("concert_hall", "SELECT nope FROM singer", "SELECT 1", official());
     assert_eq!(r.status, Status::GoldError);
 }
+
+#[test]
+fn an_empty_prediction_runs_as_an_empty_result_only_with_keep_distinct_in_official_mode() {
+    // evaluation.py --keep_distinct hands the empty text to SQLite, which runs
+    // nothing: no rows, equal to a gold that returns none. Without
+    // --keep_distinct the official script raises on it (sqlparse finds no
+    // statement), so it stays wrong; strict mode keeps it wrong and counts the
+    // difference.
+    let empty_gold = "SELECT name FROM singer WHERE age > 100";
+    let gold_with_rows = "SELECT count(*) FROM singer";
+    let strict_kept = JudgeConfig {
+        mode: Mode::Strict,
+        keep_distinct: true,
+        ..JudgeConfig::default()
+    };
+    for pred in ["", " \t\n "] {
+        let r = judge_mini("concert_hall", empty_gold, pred, keep_distinct());
+        assert_eq!(
+            (r.status, r.exec, r.exact),
+            (Status::Empty, Some(true), Some(false)),
+            "{pred:?}"
+        );
+        assert_eq!(r.hardness, Some(spider_bench::eval::exact::Hardness::Easy));
+        let r = judge_mini("concert_hall", gold_with_rows, pred, keep_distinct());
+        assert_eq!(
+            (r.status, r.exec, r.exact),
+            (Status::Empty, Some(false), Some(false)),
+            "{pred:?}"
+        );
+        let r = judge_mini("concert_hall", empty_gold, pred, official());
+        assert_eq!(
+            (r.status, r.exec, r.exact),
+            (Status::Empty, Some(false), Some(false)),
+            "{pred:?}"
+        );
+        for cfg in [strict(), strict_kept.clone()] {
+            let r = judge_mini("concert_hall", empty_gold, pred, cfg);
+            assert_eq!((r.status, r.exec), (Status::Empty, Some(false)), "{pred:?}");
+        }
+    }
+    // No prediction at all is an empty one; the strict summary counts the
+    // one verdict that official mode (with --keep_distinct) scores otherwise.
+    let spider = spider_bench::dataset::Spider::open(&common::mini_spider()).unwrap();
+    let examples: Vec<_> = [empty_gold, gold_with_rows]
+        .iter()
+        .enumerate()
+        .map(|(id, gold)| spider_bench::dataset::Example {
+            id,
+            db_id: "concert_hall".into(),
+            question: String::new(),
+            gold: gold.to_string(),
+        })
+        .collect();
+    let scorer = spider_bench::eval::score::Scorer::new(&spider, &examples, strict_kept).unwrap();
+    let records: Vec<_> = examples
+        .iter()
+        .flat_map(|e| [scorer.score_one(e, None), scorer.score_one(e, Some(""))])
+        .collect();
+    let official_exec: Vec<_> = records.iter().map(|r| r.official.as_ref().unwrap().exec).collect();
+    assert_eq!(official_exec, [Some(true), Some(true), Some(false), Some(false)]);
+    let s = spider_bench::eval::score::summarize(&records);
+    assert_eq!((s.all.count, s.all.exec_correct), (4, 0));
+    let d = s.differs_from_official.unwrap();
+    assert_eq!((d.exec, d.exec_lost, d.exec_gained, d.exact), (2, 2, 0, 0));
+    // The same questions in official mode with --keep_distinct: 2 of 4 correct.
+    let scorer = spider_bench::eval::score::Scorer::new(&spider, &examples, keep_distinct()).unwrap();
+    let records: Vec<_> = examples.iter().map(|e| scorer.score_one(e, None)).collect();
+    let s = spider_bench::eval::score::summarize(&records);
+    assert_eq!((s.all.count, s.all.exec_correct, s.statuses["empty"]), (2, 1, 2));
+    assert!(s.differs_from_official.is_none());
+}

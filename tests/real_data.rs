@@ -65,6 +65,74 @@ fn strict_mode_reports_how_many_verdicts_differ() {
 }
 
 #[test]
+fn empty_predictions_match_the_49_empty_golds_with_keep_distinct_only() {
+    let Some(data) = common::real_spider("empty_predictions_match_the_49_empty_golds_with_keep_distinct_only") else {
+        return;
+    };
+    let spider = Spider::open(&data).unwrap();
+    let dev = spider.load_split(Split::Dev).unwrap();
+    let items: Vec<_> = dev.iter().map(|e| (e, Some(""))).collect();
+    let score = |mode: Mode, keep_distinct: bool| {
+        let config = JudgeConfig {
+            mode,
+            keep_distinct,
+            ..JudgeConfig::default()
+        };
+        Scorer::new(&spider, &dev, config).unwrap().score_all(&items)
+    };
+    // Official with --keep_distinct (measured with evaluation.py): the 49
+    // golds that return no rows, among them dev 14, 185, 293, 554 and 842.
+    let records = score(Mode::Official, true);
+    let s = summarize(&records);
+    assert_eq!((s.all.count, s.all.exec_correct, s.all.exact_correct), (972, 49, 0));
+    let by_level: Vec<usize> = Hardness::ALL.iter().map(|h| s.levels[h].exec_correct).collect();
+    assert_eq!(by_level, [8, 23, 3, 15]);
+    let ids: Vec<usize> = records.iter().filter(|r| r.exec == Some(true)).map(|r| r.id).collect();
+    for id in [14, 185, 293, 554, 842] {
+        assert!(ids.contains(&id), "{id}");
+    }
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.status.is_scored())
+            .all(|r| r.status == Status::Empty)
+    );
+    // Without it the official script raises on them; spider-bench scores them wrong.
+    assert_eq!(summarize(&score(Mode::Official, false)).all.exec_correct, 0);
+    // Strict mode keeps them wrong and counts the 49 differences.
+    let s = summarize(&score(Mode::Strict, true));
+    assert_eq!(s.all.exec_correct, 0);
+    let d = s.differs_from_official.unwrap();
+    assert_eq!((d.exec, d.exec_lost, d.exact), (49, 49, 0));
+    assert_eq!(
+        summarize(&score(Mode::Strict, false))
+            .differs_from_official
+            .unwrap()
+            .exec,
+        0
+    );
+}
+
+#[test]
+fn every_database_file_of_the_shared_data_passes_the_damage_check() {
+    let Some(data) = common::real_spider("every_database_file_of_the_shared_data_passes_the_damage_check") else {
+        return;
+    };
+    let spider = Spider::open(&data).unwrap();
+    let schemas = spider.load_schemas().unwrap();
+    let files: Vec<_> = schemas.by_id.keys().flat_map(|id| spider.database_files(id)).collect();
+    assert_eq!(files.len(), 163);
+    for f in &files {
+        assert_eq!(
+            spider_bench::dataset::db::check_database_file(f),
+            Ok(()),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+#[test]
 fn every_dev_gold_runs_and_the_broken_train_golds_are_reported() {
     let Some(data) = common::real_spider("every_dev_gold_runs_and_the_broken_train_golds_are_reported") else {
         return;

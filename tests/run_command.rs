@@ -456,3 +456,29 @@ fn embedding_similarity_goes_through_the_api_and_is_reused() {
     assert_eq!(server.embedding_calls(), embedding_calls);
     assert_eq!(first.records, second.records);
 }
+
+#[test]
+fn a_damaged_database_is_skipped_with_the_reason_and_never_asked_about() {
+    let dir = scratch("damaged");
+    let data = common::mini_copy("run-damaged");
+    let file = data.join("database/concert_hall/concert_hall.sqlite");
+    common::damage(&file, "truncated");
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let mut o = options(&server, &["zero-shot"], &dir.join("run"), &dir.join("c.sqlite"));
+    o.data = Some(data);
+    let outcome = run(&o).unwrap();
+    let s = &outcome.summaries[0];
+    // odd_values and orders_db are scored; concert_hall's 8 and lost_db are not.
+    assert_eq!((s.count, s.exec_correct, s.skipped), (3, 3, 9));
+    let ch: Vec<_> = outcome.records.iter().filter(|r| r.db_id == "concert_hall").collect();
+    assert_eq!(ch.len(), 8);
+    for r in ch {
+        assert_eq!(r.status, spider_bench::eval::judge::Status::Skipped);
+        let why = r.error.as_deref().unwrap();
+        assert!(
+            why.contains(&format!("database file {} is damaged: truncated", file.display())),
+            "{why}"
+        );
+    }
+    assert_eq!(server.calls(), 3, "only the scorable questions reach the model");
+}

@@ -9,17 +9,25 @@ compares with spider-bench's, example by example.
 
     pip install sqlparse nltk tqdm
     python3 tools/official_verdicts.py --official PATH/TO/test-suite-sql-eval \
-        --data ../shared/spider --preds PRED_DIR --out tests/data/official_verdicts.tsv
+        --data ../shared/spider --preds PRED_DIR --out plain.tsv
+    python3 tools/official_verdicts.py --official PATH/TO/test-suite-sql-eval \
+        --data ../shared/spider --preds PRED_DIR --out kept.tsv --keep-distinct
+    cat plain.tsv kept.tsv > tests/data/official_verdicts.tsv
 
 The verdict of each example is computed exactly as the loop body of
-evaluation.evaluate() computes it with --etype all and no --plug_value.
+evaluation.evaluate() computes it with --etype all and no --plug_value (and,
+with --keep-distinct, --keep_distinct; those rows are named
+keep_distinct:<mutation>). The prediction text is passed as it is in the
+JSONL file: an empty one is how an empty prediction reaches the loop body
+(the official text format cannot carry one: a blank line separates
+"interactions").
 NLTK's word_tokenize is called with preserve_line=True (the punkt model cannot
 be downloaded here). The evaluator writes to the database files (DDL is
 committed), so it runs on a scratch copy that is restored whenever a file
 changes. Output columns: mutation, id, sha1 of the prediction (first 12 hex
 digits), exec (0/1), exact (0/1), hardness. Where the official run would
-stop (an exception, e.g. sqlparse finds no statement in an empty prediction)
-exec is `crash`; where it runs past --timeout, `timeout`: neither is compared.
+stop (an exception, e.g. without --keep_distinct sqlparse finds no statement
+in an empty prediction) exec is `crash`; where it runs past --timeout, `timeout`: neither is compared.
 """
 import argparse, hashlib, json, os, shutil, signal, sys, tempfile, glob
 
@@ -31,6 +39,9 @@ def main():
     ap.add_argument("--preds", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--keep-distinct", action="store_true",
+                    help="score as evaluation.py --keep_distinct; rows are named keep_distinct:<mutation>")
+    ap.add_argument("--only", help="comma-separated mutations to score (default: every file in --preds)")
     args = ap.parse_args()
 
     sys.path.insert(0, os.path.abspath(args.official))
@@ -82,7 +93,7 @@ def main():
         except:
             p_sql = json.loads(json.dumps(empty))
         exec_score = eval_exec_match(db=db, p_str=p_str, g_str=g_str, plug_value=False,
-                                     keep_distinct=False, progress_bar_for_each_datapoint=False)
+                                     keep_distinct=args.keep_distinct, progress_bar_for_each_datapoint=False)
         kmap = kmaps[db_name]
         g_valid = build_valid_col_units(g_sql["from"]["table_units"], schema)
         g_sql = rebuild_sql_col(g_valid, rebuild_sql_val(g_sql), kmap)
@@ -94,9 +105,14 @@ def main():
             exact = "crash"
         return int(exec_score), exact if exact == "crash" else int(bool(exact)), hardness
 
+    only = set(args.only.split(",")) if args.only else None
+    prefix = "keep_distinct:" if args.keep_distinct else ""
     with open(out_path, "w") as out:
         for path in sorted(glob.glob(os.path.join(preds_dir, "*.jsonl"))):
             name = os.path.basename(path)[:-6]
+            if only is not None and name not in only:
+                continue
+            name = prefix + name
             for line in open(path):
                 row = json.loads(line)
                 i, sql = row["id"], row["sql"]

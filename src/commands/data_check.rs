@@ -1,7 +1,8 @@
 //! `spider-bench data check`: what is in the data folder, what is missing,
 //! and whether every gold query parses and runs.
 
-use crate::dataset::{Example, Spider, Split, resolve_data_dir};
+use crate::dataset::db::check_database_file;
+use crate::dataset::{Example, SchemaSet, Spider, Split, resolve_data_dir};
 use crate::eval::exact::Hardness;
 use crate::eval::judge::{JudgeConfig, check_gold};
 use crate::eval::score::Scorer;
@@ -22,8 +23,18 @@ pub struct DataCheckArgs {
     pub jobs: Option<usize>,
 }
 
-/// Runs the check; returns the number of problems found (golds that fail).
-pub fn run(opts: &DataCheckArgs) -> Result<usize> {
+/// What the check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// Golds that fail, and splits that cannot be loaded.
+    pub problems: usize,
+    /// Database files that are unreadable, empty, not SQLite, truncated or
+    /// corrupt (their databases' questions are not scored).
+    pub damaged_files: usize,
+}
+
+/// Runs the check and prints what it finds.
+pub fn run(opts: &DataCheckArgs) -> Result<CheckOutcome> {
     let root = resolve_data_dir(opts.data.as_deref());
     let spider = Spider::open(&root)?;
     let schemas = spider.load_schemas()?;
@@ -48,6 +59,13 @@ pub fn run(opts: &DataCheckArgs) -> Result<usize> {
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
+    let damaged = damaged_files(&spider, &schemas, opts.jobs)?;
+    if !damaged.is_empty() {
+        println!("damaged database files (their databases are not scored):");
+        for (path, why) in &damaged {
+            println!("  {}: {why}", path.display());
+        }
+    }
     let mut problems = 0;
     for split in [Split::Dev, Split::Train, Split::TrainOthers] {
         if !spider.root.join(split.file_name()).is_file() {
@@ -67,7 +85,22 @@ pub fn run(opts: &DataCheckArgs) -> Result<usize> {
         };
         problems += check_split(&spider, split, &examples, opts)?;
     }
-    Ok(problems)
+    Ok(CheckOutcome {
+        problems,
+        damaged_files: damaged.len(),
+    })
+}
+
+/// Every database file of the databases in tables.json that is damaged, with
+/// what is wrong with it.
+fn damaged_files(spider: &Spider, schemas: &SchemaSet, jobs: Option<usize>) -> Result<Vec<(PathBuf, String)>> {
+    let files: Vec<PathBuf> = schemas.by_id.keys().flat_map(|id| spider.database_files(id)).collect();
+    crate::commands::with_jobs(jobs, || {
+        files
+            .par_iter()
+            .filter_map(|f| check_database_file(f).err().map(|why| (f.clone(), why)))
+            .collect()
+    })
 }
 
 /// What checking one gold query found.

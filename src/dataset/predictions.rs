@@ -101,11 +101,17 @@ fn parse_text(path: &Path, text: &str, split_len: usize) -> Result<Predictions> 
     }
     let mut p = Predictions::default();
     for (id, line) in lines.into_iter().enumerate() {
-        let sql = line.split('\t').next().unwrap_or("").trim();
+        // evaluation.py: l.strip().split('\t')[0], with Python's whitespace.
+        let sql = python_strip(line).split('\t').next().unwrap_or("");
         if sql.is_empty() {
             p.blank_lines += 1;
         }
         p.by_id.insert(id, sql.to_string());
     }
     Ok(p)
+}
+
+/// Python's `str.strip()`: Unicode whitespace and the separators U+001C..U+001F.
+fn python_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }

@@ -53,7 +53,9 @@ pub enum Status {
     ExecError,
     /// The prediction ran past the time limit.
     Timeout,
-    /// No prediction, or a blank one.
+    /// No prediction, or a blank one. Wrong, except in official mode with
+    /// `--keep_distinct`, where it runs as an empty result (and so matches a
+    /// gold that returns no rows) as in the official script.
     Empty,
     /// Not scored: the database is missing.
     Skipped,
@@ -145,7 +147,11 @@ pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig)
     }
     let pred = match pred {
         Some(p) if !p.trim().is_empty() => p,
+        _ if cfg.mode == Mode::Official && cfg.keep_distinct => return judge_empty(ctx, gold, gold_sql, cfg),
         _ => {
+            // Without --keep_distinct the official script raises on an empty
+            // prediction (sqlparse finds no statement to remove DISTINCT
+            // from) and the run stops: there is no official verdict to copy.
             return Verdict {
                 hardness: level,
                 exec: Some(false),
@@ -169,6 +175,34 @@ pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig)
             status,
             error,
         },
+        Err(gold_error) => unscored(level, Status::GoldError, gold_error),
+    }
+}
+
+/// An empty (or blank, or absent) prediction in official mode with
+/// `--keep_distinct`: the official script hands the empty text to SQLite,
+/// which runs nothing and returns no rows, so it matches a gold whose result
+/// is empty on every database file. Its exact-set match is the empty query's
+/// (never a match for a parsed gold). The status stays `empty`.
+fn judge_empty(ctx: &DbContext, gold: &str, gold_sql: Sql, cfg: &JudgeConfig) -> Verdict {
+    let level = Some(hardness(&gold_sql));
+    let exact = exact_verdict(ctx, gold_sql, "");
+    match exec_verdict(ctx, gold, "", cfg) {
+        Ok((status, _)) => {
+            let exec = status == Status::Correct;
+            let error = if exec {
+                "empty prediction: run as an empty result, which equals the gold's (official --keep_distinct)"
+            } else {
+                "empty prediction: run as an empty result (official --keep_distinct)"
+            };
+            Verdict {
+                hardness: level,
+                exec: Some(exec),
+                exact: Some(exact),
+                status: Status::Empty,
+                error: Some(error.into()),
+            }
+        }
         Err(gold_error) => unscored(level, Status::GoldError, gold_error),
     }
 }

@@ -4,6 +4,7 @@ use super::exact::{Hardness, key_map};
 use super::judge::{DbContext, JudgeConfig, Mode, Status, Verdict, judge};
 use super::parse::{ParseSchema, read_parse_schema};
 use super::summary::{OfficialDiff, Summary};
+use crate::dataset::db::check_database_file;
 use crate::dataset::{Example, SchemaSet, Spider};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -155,6 +156,8 @@ fn db_context(spider: &Spider, schemas: &SchemaSet, db_id: &str) -> DbContext {
             "database {db_id} is missing: no .sqlite file in {}",
             spider.database_dir(db_id).display()
         ));
+    } else if let Some(why) = damaged_files(&ctx.files) {
+        ctx.missing = Some(why);
     } else {
         match read_parse_schema(&ctx.files[0]) {
             Ok(s) => ctx.parse_schema = s,
@@ -162,4 +165,20 @@ fn db_context(spider: &Spider, schemas: &SchemaSet, db_id: &str) -> DbContext {
         }
     }
     ctx
+}
+
+/// Why a database cannot be scored because of its files: every damaged one,
+/// named with what is wrong. One damaged file among several good ones (a test
+/// suite) is enough: the official evaluator would stop on it, and scoring on
+/// the good files only would quietly test less.
+fn damaged_files(files: &[std::path::PathBuf]) -> Option<String> {
+    let damaged: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            check_database_file(f)
+                .err()
+                .map(|why| format!("database file {} is damaged: {why}", f.display()))
+        })
+        .collect();
+    (!damaged.is_empty()).then(|| format!("not scored: {}", damaged.join("; ")))
 }

@@ -268,7 +268,8 @@ impl Sandbox {
     }
 }
 
-fn uri_path(path: &Path) -> String {
+/// The absolute path of a file as a `file:` URI path (`%`, `?`, `#` escaped).
+pub(crate) fn uri_path(path: &Path) -> String {
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let s = abs.to_string_lossy();
     let mut out = String::with_capacity(s.len());

@@ -155,3 +155,61 @@ pub fn mini_run_options(
     o.strategies_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
     o
 }
+
+/// A private copy of the built mini fixture (SQLite files included) in a
+/// fresh folder named after the test.
+pub fn mini_copy(name: &str) -> PathBuf {
+    let dir = scratch("mini-copy", name);
+    copy_dir(&mini_spider(), &dir);
+    dir
+}
+
+/// The ways a database file is damaged in the tests, and what the reason
+/// for not scoring its database must say.
+pub const DAMAGE: &[(&str, &str)] = &[
+    ("truncated", "is damaged: truncated: "),
+    ("one_byte_short", "is damaged: truncated: "),
+    ("random_bytes", "is damaged: not an SQLite database"),
+    ("text_file", "is damaged: not an SQLite database"),
+    ("empty", "is damaged: empty (0 bytes)"),
+    ("corrupt_page", "is damaged: corrupt: "),
+];
+
+/// Damages the database file at `path` in the way `kind` (one of [`DAMAGE`]) names.
+pub fn damage(path: &std::path::Path, kind: &str) {
+    let good = std::fs::read(path).unwrap();
+    assert!(good.len() >= 3 * 4096, "{} is too small to damage", path.display());
+    // Deterministic garbage (a linear congruential generator).
+    let garbage = |n: usize| -> Vec<u8> {
+        let mut x: u32 = 12345;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect()
+    };
+    let bad = match kind {
+        "truncated" => good[..good.len() / 2].to_vec(),
+        "one_byte_short" => good[..good.len() - 1].to_vec(),
+        "random_bytes" => garbage(good.len()),
+        "text_file" => b"this is not a database\n".to_vec(),
+        "empty" => vec![],
+        "corrupt_page" => {
+            // The cells of the third page (a table's b-tree) overwritten.
+            let mut b = good.clone();
+            b[2 * 4096 + 8..3 * 4096].copy_from_slice(&garbage(4096 - 8));
+            b
+        }
+        _ => panic!("unknown damage {kind}"),
+    };
+    std::fs::write(path, bad).unwrap();
+}
+
+/// Makes `path` unreadable (mode 000) and says whether this process can
+/// still read it (it can as root, or with CAP_DAC_OVERRIDE).
+pub fn make_unreadable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::File::open(path).is_ok()
+}

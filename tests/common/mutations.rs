@@ -346,6 +346,11 @@ pub const MUTATIONS: &[Mutation] = &[
         apply: |_, _| Some(String::new()),
     },
     Mutation {
+        // Whitespace only: blank after the official script's line stripping.
+        name: "blank",
+        apply: |_, _| Some(" \t\n ".into()),
+    },
+    Mutation {
         name: "just_semicolon",
         apply: |_, _| Some(";".into()),
     },
