@@ -209,7 +209,11 @@ fn db_infos(spider: &Spider, scorer: &Scorer, examples: &[&Example]) -> Result<B
         let Some(schema) = schemas.get(&e.db_id) else {
             continue;
         };
-        let sqlite = scorer.context(&e.db_id).and_then(|c| c.files.first().cloned());
+        // A damaged database file is never opened by a strategy either.
+        let sqlite = scorer
+            .context(&e.db_id)
+            .filter(|c| c.missing.is_none())
+            .and_then(|c| c.files.first().cloned());
         out.insert(
             e.db_id.clone(),
             Arc::new(DbInfo {
