@@ -1,7 +1,8 @@
 //! `spider-bench models fetch` from a Hugging Face endpoint: a real HTTP
 //! server on 127.0.0.1 (named by HF_ENDPOINT, as the Hugging Face tools
 //! read it) serves the model files in the hub's URL layout. The files are
-//! the installed all-MiniLM-L6-v2 (the test is skipped without it); a file
+//! the installed all-MiniLM-L6-v2 (skipped without it, as `common::skip`
+//! does: a failure under CI, which installs it); a file
 //! with another hash is refused.
 
 #[path = "common/mod.rs"]
@@ -48,7 +49,13 @@ fn fetch(endpoint: &str, dir: &std::path::Path) -> Output {
 fn installed(test: &str) -> bool {
     let ok = is_installed(spec(DEFAULT_EMBEDDING_MODEL).unwrap(), &models_dir());
     if !ok {
-        eprintln!("SKIPPED {test}: {DEFAULT_EMBEDDING_MODEL} is not installed (run `spider-bench models fetch`)");
+        common::skip(
+            test,
+            &format!(
+                "{DEFAULT_EMBEDDING_MODEL} is not installed in {} (run `spider-bench models fetch`)",
+                models_dir().display()
+            ),
+        );
     }
     ok
 }

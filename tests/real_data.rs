@@ -1,5 +1,6 @@
 //! Reference figures on the real Spider dev set (../shared/spider/README.md),
-//! skipped with a message where the data is absent.
+//! skipped where the data is absent (see `common::skip`: SKIPPED in the
+//! output, a failure under CI).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -216,4 +217,45 @@ fn hyde_beats_question_similarity_on_skeleton_precision() {
         precision(1),
         precision(0)
     );
+}
+
+/// The skip is visible and fatal under CI: this test binary, run again on
+/// one real-data test with an empty data folder, passes and says SKIPPED
+/// in its (captured) output without CI, and fails with the reason with
+/// `CI=true` or `CI=1`.
+#[test]
+fn a_missing_data_folder_says_skipped_and_fails_under_ci() {
+    let test = "strict_mode_reports_how_many_verdicts_differ";
+    let empty = common::scratch("no-data", "skip");
+    let run = |ci: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", test, "--test-threads", "1"])
+            .env("SPIDER_DATA", &empty)
+            .env_remove("RUST_TEST_NOCAPTURE")
+            .env_remove("CI");
+        if let Some(v) = ci {
+            cmd.env("CI", v);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let reason = format!("the real Spider data is not in {}", empty.display());
+    let (ok, text) = run(None);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("SKIPPED {test}: {reason}")), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    for ci in ["true", "1"] {
+        let (ok, text) = run(Some(ci));
+        assert!(!ok, "CI={ci}: {text}");
+        assert!(
+            text.contains(&format!("{test} cannot run under CI")) && text.contains(&reason),
+            "CI={ci}: {text}"
+        );
+        assert!(text.contains("1 failed"), "CI={ci}: {text}");
+    }
 }

@@ -9,6 +9,7 @@
 //! `str.split()` does split on those.
 
 use fancy_regex::Regex;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 struct Rule {
@@ -126,7 +127,7 @@ pub struct UnbalancedQuotes;
 /// joined into one operator.
 pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
     // Python indexes strings by code point, and so do the placeholder keys.
-    let mut chars: Vec<char> = query.chars().map(|c| if c == '\'' { '"' } else { c }).collect();
+    let chars: Vec<char> = query.chars().map(|c| if c == '\'' { '"' } else { c }).collect();
     let quotes: Vec<usize> = chars
         .iter()
         .enumerate()
@@ -136,18 +137,24 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
     if !quotes.len().is_multiple_of(2) {
         return Err(UnbalancedQuotes);
     }
-    let mut literals: Vec<(String, String)> = Vec::new();
-    for pair in quotes.chunks(2).rev() {
+    // Python replaces the pairs right to left, so every key names the
+    // positions of the original text; one pass left to right builds the
+    // same text (in linear time, where splicing pair by pair is quadratic).
+    let mut literals: HashMap<String, String> = HashMap::new();
+    let mut text = String::with_capacity(chars.len());
+    let mut copied = 0;
+    for pair in quotes.chunks(2) {
         let (q1, q2) = (pair[0], pair[1]);
-        let literal: String = chars[q1..=q2].iter().collect();
+        text.extend(&chars[copied..q1]);
         let key = format!("__val_{q1}_{q2}__");
-        chars.splice(q1..=q2, key.chars());
-        literals.push((key, literal));
+        text.push_str(&key);
+        literals.insert(key, chars[q1..=q2].iter().collect());
+        copied = q2 + 1;
     }
-    let text: String = chars.into_iter().collect();
+    text.extend(&chars[copied..]);
     let mut toks: Vec<String> = word_tokenize(&text).into_iter().map(|t| t.to_lowercase()).collect();
     for tok in toks.iter_mut() {
-        if let Some((_, literal)) = literals.iter().find(|(k, _)| k == tok) {
+        if let Some(literal) = literals.get(tok.as_str()) {
             *tok = literal.clone();
         }
     }
@@ -156,35 +163,36 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
 
 /// The `!=`/`>=`/`<=` joining loop, with Python's indexing (for an `=` at
 /// position 0, `toks[-1]` is the last token and `toks[:-1]` drops it).
-fn join_comparison_operators(mut toks: Vec<String>) -> Vec<String> {
-    let eq_idxs: Vec<usize> = toks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| *t == "=")
-        .map(|(i, _)| i)
-        .collect();
-    for &eq in eq_idxs.iter().rev() {
-        let n = toks.len() as isize;
-        let prev_idx = eq as isize - 1;
-        let prev_pos = if prev_idx < 0 { prev_idx + n } else { prev_idx };
-        let Some(prev) = toks.get(prev_pos as usize).cloned() else {
-            continue;
-        };
-        if !matches!(prev.as_str(), "!" | ">" | "<") {
+///
+/// Python walks the `=` positions right to left and rebuilds the list at
+/// each join (quadratic in the number of `=`). A join at position `i >= 1`
+/// only looks at the original `toks[i-1]` (a `!`, `>` or `<` is never an
+/// `=`, and a join never touches positions before `i-1`), so those joins
+/// are made in one pass left to right; the join at position 0, which Python
+/// makes last, then looks at the last token of the result.
+fn join_comparison_operators(toks: Vec<String>) -> Vec<String> {
+    let is_prefix = |t: &str| matches!(t, "!" | ">" | "<");
+    let first_is_eq = toks.first().is_some_and(|t| t == "=");
+    let mut out: Vec<String> = Vec::with_capacity(toks.len());
+    for (i, tok) in toks.into_iter().enumerate() {
+        if i >= 1
+            && tok == "="
+            && let Some(prev) = out.last_mut()
+            && is_prefix(prev)
+        {
+            prev.push('=');
             continue;
         }
-        // toks[:eq-1] + [prev + "="] + toks[eq+1:]
-        let head_end = if prev_idx < 0 {
-            (prev_idx + n).max(0) as usize
-        } else {
-            prev_idx as usize
-        };
-        let mut joined: Vec<String> = toks[..head_end.min(toks.len())].to_vec();
-        joined.push(format!("{prev}="));
-        joined.extend_from_slice(&toks[(eq + 1).min(toks.len())..]);
-        toks = joined;
+        out.push(tok);
     }
-    toks
+    if first_is_eq && let Some(last) = out.last().filter(|t| is_prefix(t)).cloned() {
+        // toks[:-1] + [prev + "="] + toks[1:]
+        let mut joined: Vec<String> = out[..out.len() - 1].to_vec();
+        joined.push(format!("{last}="));
+        joined.extend_from_slice(&out[1..]);
+        out = joined;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -243,5 +251,77 @@ mod tests {
             join_comparison_operators(vec!["=".into(), "a".into(), "<".into()]),
             ["=", "a", "<=", "a", "<"]
         );
+        let j = |t: &[&str]| join_comparison_operators(t.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            j(&["a", "!", "=", "b", ">", "=", "=", "<"]),
+            ["a", "!=", "b", ">=", "=", "<"]
+        );
+        // The join at 0 comes last and sees the last token after the others.
+        assert_eq!(j(&["=", "a", "<", "="]), ["=", "a", "<="]);
+        assert_eq!(j(&["=", "!", "=", ">"]), ["=", "!=", ">=", "!=", ">"]);
+        assert_eq!(j(&["="]), ["="]);
+        assert_eq!(j(&["=", "="]), ["=", "="]);
+        assert_eq!(j(&["!", "="]), ["!="]);
+        assert!(j(&[]).is_empty());
+    }
+
+    /// Python's loop, transcribed (quadratic), against the one-pass version.
+    #[test]
+    fn operator_joining_is_pythons_loop() {
+        fn python(mut toks: Vec<String>) -> Vec<String> {
+            let eqs: Vec<usize> = (0..toks.len()).filter(|&i| toks[i] == "=").rev().collect();
+            for eq in eqs {
+                let n = toks.len() as isize;
+                let prev_idx = eq as isize - 1;
+                let prev = toks[prev_idx.rem_euclid(n) as usize].clone();
+                if matches!(prev.as_str(), "!" | ">" | "<") {
+                    let head = if prev_idx < 0 {
+                        (n - 1) as usize
+                    } else {
+                        prev_idx as usize
+                    };
+                    let mut joined = toks[..head].to_vec();
+                    joined.push(format!("{prev}="));
+                    joined.extend_from_slice(&toks[eq + 1..]);
+                    toks = joined;
+                }
+            }
+            toks
+        }
+        let alphabet = ["=", "!", "<", ">", "a"];
+        // Every sequence of up to 7 tokens over the alphabet.
+        for len in 0..=7u32 {
+            for code in 0..alphabet.len().pow(len) {
+                let mut c = code;
+                let toks: Vec<String> = (0..len)
+                    .map(|_| {
+                        let t = alphabet[c % alphabet.len()];
+                        c /= alphabet.len();
+                        t.to_string()
+                    })
+                    .collect();
+                assert_eq!(
+                    join_comparison_operators(toks.clone()),
+                    python(toks.clone()),
+                    "{toks:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_queries_tokenize_in_linear_time() {
+        // 40,000 characters of `! =` or of string literals took seconds
+        // (a join or a splice per operator or literal, each copying the rest).
+        for unit in ["! = ", "'a' ", "a > = 'b' "] {
+            let q = unit.repeat(10_000);
+            let start = std::time::Instant::now();
+            assert!(tokenize(&q).unwrap().len() >= 10_000);
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(2),
+                "{unit:?}: {:?}",
+                start.elapsed()
+            );
+        }
     }
 }

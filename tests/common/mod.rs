@@ -8,19 +8,47 @@ pub mod mutations;
 
 use std::path::PathBuf;
 
-/// The real Spider data: `$SPIDER_DATA`, else `../shared/spider` beside the
-/// checkout. `None` (and a message saying why the test is skipped) when absent.
-pub fn real_spider(test: &str) -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SPIDER_DATA").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider")),
-    ];
-    for c in candidates.into_iter().flatten() {
-        if c.join("tables.json").is_file() && c.join("dev.json").is_file() {
-            return Some(c);
-        }
+/// Whether this is a CI run: `CI` is `true` or `1`, as CI systems set it.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Reports that `test` cannot run here, and why (`reason` says what to
+/// install). Under CI, which installs everything the tests need (the Spider
+/// data at ../shared/spider, `spider-bench models fetch`), this panics, so a
+/// missing piece fails the test instead of passing it silently. Elsewhere
+/// the caller returns and the test passes, with `SKIPPED <test>: <reason>`
+/// written to the process's stderr itself: libtest captures what `print!`
+/// and `eprint!` write, and shows nothing of a passing test's, but not what
+/// goes to `std::io::stderr()` directly.
+pub fn skip(test: &str, reason: &str) {
+    if under_ci() {
+        panic!(
+            "{test} cannot run under CI (CI={:?}): {reason}",
+            std::env::var("CI").unwrap_or_default()
+        );
     }
-    eprintln!("SKIPPED {test}: the real Spider data is not here (set SPIDER_DATA or put it at ../shared/spider)");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// The real Spider data: `$SPIDER_DATA` when set, else `../shared/spider`
+/// beside the checkout. `None` (after [`skip`]) when it is not there.
+pub fn real_spider(test: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("SPIDER_DATA").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider"),
+    };
+    if dir.join("tables.json").is_file() && dir.join("dev.json").is_file() {
+        return Some(dir);
+    }
+    skip(
+        test,
+        &format!(
+            "the real Spider data is not in {} (set SPIDER_DATA or put it at ../shared/spider)",
+            dir.display()
+        ),
+    );
     None
 }
 
