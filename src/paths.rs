@@ -38,3 +38,18 @@ pub fn models_dir() -> PathBuf {
         None => cache_dir().join("models"),
     }
 }
+
+/// The absolute path of a file as the path of a SQLite `file:` URI (`%`,
+/// `?` and `#` escaped; other characters, non-ASCII ones included, as
+/// they are).
+pub fn sqlite_uri_path(path: &Path) -> String {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for c in abs.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
+}

@@ -67,7 +67,7 @@ pub fn check_database_file(path: &std::path::Path) -> Result<(), String> {
 /// `PRAGMA quick_check` on a read-only, immutable connection.
 fn quick_check(path: &std::path::Path) -> Result<(), String> {
     use rusqlite::{Connection, OpenFlags};
-    let uri = format!("file:{}?immutable=1", crate::exec::sandbox::uri_path(path));
+    let uri = format!("file:{}?immutable=1", crate::paths::sqlite_uri_path(path));
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(uri, flags).map_err(|e| e.to_string())?;
     let mut stmt = conn.prepare("PRAGMA quick_check(3)").map_err(|e| e.to_string())?;

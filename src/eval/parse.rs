@@ -770,7 +770,7 @@ fn skip_semicolons(toks: &[String], mut idx: usize) -> usize {
 /// `sqlite_master` and their lower-cased columns from `PRAGMA table_info`.
 pub fn read_parse_schema(sqlite: &Path) -> anyhow::Result<ParseSchema> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-    let uri = format!("file:{}?immutable=1", crate::exec::sandbox::uri_path(sqlite));
+    let uri = format!("file:{}?immutable=1", crate::paths::sqlite_uri_path(sqlite));
     let conn = rusqlite::Connection::open_with_flags(uri, flags)
         .with_context(|| format!("cannot open {}", sqlite.display()))?;
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type='table'")?;

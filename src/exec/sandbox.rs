@@ -231,7 +231,7 @@ impl Sandbox {
                     self.dbs.remove(&p);
                 }
             }
-            let uri = format!("file:{}?immutable=1", uri_path(path));
+            let uri = format!("file:{}?immutable=1", crate::paths::sqlite_uri_path(path));
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let mut conn = Connection::open_with_flags(uri, flags)?;
             let log = Arc::new(Mutex::new(AuthLog::default()));
@@ -266,20 +266,6 @@ impl Sandbox {
             Run::NeedsPrivateCopy => unreachable!("private copies run everything"),
         }
     }
-}
-
-/// The absolute path of a file as a `file:` URI path (`%`, `?`, `#` escaped).
-pub(crate) fn uri_path(path: &Path) -> String {
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let s = abs.to_string_lossy();
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
-            _ => out.push(b as char),
-        }
-    }
-    out
 }
 
 /// A writable in-memory copy of the database, for statements that write.
