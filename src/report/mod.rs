@@ -1,5 +1,8 @@
 //! Renderings of the official summary ([`crate::eval::summary::Summary`]):
-//! the official layout as a terminal table, Markdown, CSV and JSON.
+//! the official layout as a terminal table, Markdown, CSV and JSON; and
+//! [`stats`], the statistics of comparison tables.
+
+pub mod stats;
 
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
