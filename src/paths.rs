@@ -39,17 +39,15 @@ pub fn models_dir() -> PathBuf {
     }
 }
 
-/// The absolute path of a file as the path of a SQLite `file:` URI (`%`,
-/// `?` and `#` escaped; other characters, non-ASCII ones included, as
-/// they are).
-pub fn sqlite_uri_path(path: &Path) -> String {
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut out = String::new();
-    for c in abs.to_string_lossy().chars() {
-        match c {
-            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
-            _ => out.push(c),
-        }
-    }
-    out
+/// Writes `bytes` to `path` through a temporary file beside it, synced,
+/// then renamed into place: a kill leaves the old file or the new one,
+/// never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut &file, bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

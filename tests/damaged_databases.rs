@@ -69,7 +69,9 @@ fn each_kind_of_damage_keeps_that_database_out_with_the_reason() {
             let records = score(&dir, config, None);
             assert_only_concert_hall_skipped(&records, &file, fragment);
         }
-        // Hostile predictions change no file, damaged or not.
+        // Hostile predictions change no file: the damaged database is never
+        // executed on (skipped before), the good ones are (DELETE FROM item
+        // on odd_values), and the damage check itself writes nothing.
         score(&dir, JudgeConfig::default(), Some("DROP TABLE singer"));
         score(&dir, JudgeConfig::default(), Some("DELETE FROM item"));
         assert_eq!(before, hash_tree(&dir.join("database")), "{kind}");
@@ -141,7 +143,12 @@ fn an_unreadable_file_keeps_its_database_out_when_it_cannot_be_read() {
         // Root (or CAP_DAC_OVERRIDE) reads a mode-000 file: it is not damaged
         // for this process, and is scored. tests/cli.rs runs the binary as an
         // unprivileged user to check the unreadable case itself.
-        eprintln!("note: this process reads mode-000 files (root?): checked that they are scored");
+        // Straight to stderr: libtest would swallow eprintln! of a passing test.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: this process reads mode-000 files (root?): checked that they are scored"
+        );
         assert!(concert_hall(&records).iter().all(|r| r.status == Status::Correct));
     } else {
         assert_only_concert_hall_skipped(&records, &file, "is damaged: unreadable: ");

@@ -45,40 +45,11 @@ fn record(line: &str) -> RunRecord {
     serde_json::from_str(line).unwrap()
 }
 
-/// `spider-bench run` on the mini fixture against `url`, one question at a
-/// time, one retry 10 ms later.
+/// `spider-bench run` of zero-shot on the mini fixture against `url`, one
+/// question at a time, one retry 10 ms later.
 fn run_binary(url: &str, dir: &Path, extra: &[&str]) -> Output {
-    let mut args: Vec<String> = [
-        "run",
-        "--data",
-        mini_spider().to_str().unwrap(),
-        "--strategy",
-        "zero-shot",
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        url,
-        "--api-key-env",
-        "SPIDER_BENCH_TEST_KEY",
-        "--out",
-        dir.join("run").to_str().unwrap(),
-        "--cache",
-        dir.join("c.sqlite").to_str().unwrap(),
-        "--concurrency",
-        "1",
-        "--max-retries",
-        "1",
-        "--retry-base-ms",
-        "10",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Command::new(env!("CARGO_BIN_EXE_spider-bench"))
-        .args(&args)
-        .env_remove("SPIDER_DATA")
+    let fast = ["--concurrency", "1", "--max-retries", "1", "--retry-base-ms", "10"];
+    common::mini_run_command(url, "zero-shot", dir, &[&fast[..], extra].concat())
         .output()
         .unwrap()
 }

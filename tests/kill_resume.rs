@@ -7,7 +7,7 @@
 mod common;
 
 use common::fake_llm::{FakeLlm, Reply, Script, gold_answers};
-use common::{mini_gold, mini_spider};
+use common::mini_gold;
 use spider_bench::run::record::{PredictionsFile, RunRecord};
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,38 +25,21 @@ fn slow_gold() -> Script {
 }
 
 fn command(url: &str, dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spider-bench"));
-    c.args([
-        "run",
-        "--data",
-        mini_spider().to_str().unwrap(),
-        "--strategy",
-        "zero-shot,cot,self-consistency,exec-retry",
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
+    let concurrency = CONCURRENCY.to_string();
+    let mut c = common::mini_run_command(
         url,
-        "--api-key-env",
-        "SPIDER_BENCH_TEST_KEY",
-        "--out",
-        dir.join("run").to_str().unwrap(),
-        "--cache",
-        dir.join("c.sqlite").to_str().unwrap(),
-        "--concurrency",
-        &CONCURRENCY.to_string(),
-        "--quiet",
-        "--resume",
-    ])
-    .env_remove("SPIDER_DATA")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+        "zero-shot,cot,self-consistency,exec-retry",
+        dir,
+        &["--concurrency", &concurrency, "--resume"],
+    );
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
 /// The run's records, without the latency each process measured.
 fn records(dir: &Path) -> Vec<RunRecord> {
     let file = PredictionsFile::read(&dir.join("run/predictions.jsonl")).unwrap();
-    assert!(file.damage().next().is_none(), "damage left after a finished run");
+    assert!(file.damaged.is_empty(), "damage left after a finished run");
     file.records
         .into_iter()
         .map(|mut r| {

@@ -64,12 +64,34 @@ pub fn check_database_file(path: &std::path::Path) -> Result<(), String> {
     quick_check(path).map_err(|e| format!("corrupt: {e}"))
 }
 
+/// A read-only connection to a database file, opened `immutable` (SQLite
+/// neither locks nor writes it, not even a journal): how every part of
+/// spider-bench opens the data.
+pub fn open_immutable(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    rusqlite::Connection::open_with_flags(uri, flags)
+}
+
+/// The absolute path of a file as the path of a SQLite `file:` URI (`%`,
+/// `?` and `#` escaped; other characters, non-ASCII ones included, as
+/// they are).
+fn uri_path(path: &std::path::Path) -> String {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for c in abs.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// `PRAGMA quick_check` on a read-only, immutable connection.
 fn quick_check(path: &std::path::Path) -> Result<(), String> {
-    use rusqlite::{Connection, OpenFlags};
-    let uri = format!("file:{}?immutable=1", crate::paths::sqlite_uri_path(path));
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(uri, flags).map_err(|e| e.to_string())?;
+    let conn = open_immutable(path).map_err(|e| e.to_string())?;
     let mut stmt = conn.prepare("PRAGMA quick_check(3)").map_err(|e| e.to_string())?;
     let problems: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))

@@ -59,12 +59,12 @@ impl Split {
         }
     }
 
-    /// The official gold file and the line this split starts at in it.
     /// The gold file beside the split's JSON file.
     pub fn gold_file_name(self) -> &'static str {
         self.gold_file().0
     }
 
+    /// The official gold file and the line this split starts at in it.
     fn gold_file(self) -> (&'static str, usize) {
         match self {
             Split::Dev => ("dev_gold.sql", 0),

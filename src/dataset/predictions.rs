@@ -102,7 +102,7 @@ fn parse_text(path: &Path, text: &str, split_len: usize) -> Result<Predictions> 
     let mut p = Predictions::default();
     for (id, line) in lines.into_iter().enumerate() {
         // evaluation.py: l.strip().split('\t')[0], with Python's whitespace.
-        let sql = python_strip(line).split('\t').next().unwrap_or("");
+        let sql = line.trim_matches(py_is_space).split('\t').next().unwrap_or("");
         if sql.is_empty() {
             p.blank_lines += 1;
         }
@@ -111,7 +111,8 @@ fn parse_text(path: &Path, text: &str, split_len: usize) -> Result<Predictions> 
     Ok(p)
 }
 
-/// Python's `str.strip()`: Unicode whitespace and the separators U+001C..U+001F.
-fn python_strip(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+/// Python's `str.isspace()`: Unicode whitespace and the separators
+/// U+001C..U+001F (what `str.split()` splits on and `str.strip()` strips).
+pub fn py_is_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
 }

@@ -145,22 +145,24 @@ pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig)
     if let Some(why) = &ctx.missing {
         return unscored(level, Status::Skipped, why.clone());
     }
-    let pred = match pred {
-        Some(p) if !p.trim().is_empty() => p,
-        _ if cfg.mode == Mode::Official && cfg.keep_distinct => return judge_empty(ctx, gold, gold_sql, cfg),
-        _ => {
-            // Without --keep_distinct the official script raises on an empty
-            // prediction (sqlparse finds no statement to remove DISTINCT
-            // from) and the run stops: there is no official verdict to copy.
-            return Verdict {
-                hardness: level,
-                exec: Some(false),
-                exact: Some(false),
-                status: Status::Empty,
-                error: Some("no prediction".into()),
-            };
-        }
-    };
+    let blank = pred.is_none_or(|p| p.trim().is_empty());
+    // Official mode with --keep_distinct hands an empty prediction to SQLite,
+    // which runs nothing and returns no rows: it is judged as the empty
+    // query (matching a gold with no rows on every file; never an exact
+    // match), its status staying `empty`. Without --keep_distinct the
+    // official script raises on it (sqlparse finds no statement to remove
+    // DISTINCT from) and the run stops: there is no verdict to copy.
+    let runs_empty = cfg.mode == Mode::Official && cfg.keep_distinct;
+    if blank && !runs_empty {
+        return Verdict {
+            hardness: level,
+            exec: Some(false),
+            exact: Some(false),
+            status: Status::Empty,
+            error: Some("no prediction".into()),
+        };
+    }
+    let pred = if blank { "" } else { pred.unwrap_or_default() };
     // evaluation.py: p_str.replace("value", "1"), before parsing and executing.
     let pred: std::borrow::Cow<str> = match cfg.mode {
         Mode::Official => pred.replace("value", "1").into(),
@@ -168,44 +170,28 @@ pub fn judge(ctx: &DbContext, gold: &str, pred: Option<&str>, cfg: &JudgeConfig)
     };
     let exact = exact_verdict(ctx, gold_sql, &pred);
     match exec_verdict(ctx, gold, &pred, cfg) {
-        Ok((status, error)) => Verdict {
-            hardness: level,
-            exec: Some(status == Status::Correct),
-            exact: Some(exact),
-            status,
-            error,
-        },
-        Err(gold_error) => unscored(level, Status::GoldError, gold_error),
-    }
-}
-
-/// An empty (or blank, or absent) prediction in official mode with
-/// `--keep_distinct`: the official script hands the empty text to SQLite,
-/// which runs nothing and returns no rows, so it matches a gold whose result
-/// is empty on every database file. Its exact-set match is the empty query's
-/// (never a match for a parsed gold). The status stays `empty`.
-fn judge_empty(ctx: &DbContext, gold: &str, gold_sql: Sql, cfg: &JudgeConfig) -> Verdict {
-    let level = Some(hardness(&gold_sql));
-    let exact = exact_verdict(ctx, gold_sql, "");
-    match exec_verdict(ctx, gold, "", cfg) {
-        Ok((status, _)) => {
+        Ok((status, error)) => {
             let exec = status == Status::Correct;
-            let error = if exec {
-                "empty prediction: run as an empty result, which equals the gold's (official --keep_distinct)"
-            } else {
-                "empty prediction: run as an empty result (official --keep_distinct)"
+            let (status, error) = match (blank, exec) {
+                (false, _) => (status, error),
+                (true, true) => (Status::Empty, Some(EMPTY_MATCH.into())),
+                (true, false) => (Status::Empty, Some(EMPTY_RUN.into())),
             };
             Verdict {
                 hardness: level,
                 exec: Some(exec),
                 exact: Some(exact),
-                status: Status::Empty,
-                error: Some(error.into()),
+                status,
+                error,
             }
         }
         Err(gold_error) => unscored(level, Status::GoldError, gold_error),
     }
 }
+
+const EMPTY_MATCH: &str =
+    "empty prediction: run as an empty result, which equals the gold's (official --keep_distinct)";
+const EMPTY_RUN: &str = "empty prediction: run as an empty result (official --keep_distinct)";
 
 fn exact_verdict(ctx: &DbContext, gold_sql: Sql, pred: &str) -> bool {
     let pred_sql = get_sql(&ctx.parse_schema, pred).unwrap_or_else(|_| Sql::empty());

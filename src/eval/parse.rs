@@ -769,10 +769,8 @@ fn skip_semicolons(toks: &[String], mut idx: usize) -> usize {
 /// `process_sql.get_schema(db)`: lower-cased table names from
 /// `sqlite_master` and their lower-cased columns from `PRAGMA table_info`.
 pub fn read_parse_schema(sqlite: &Path) -> anyhow::Result<ParseSchema> {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-    let uri = format!("file:{}?immutable=1", crate::paths::sqlite_uri_path(sqlite));
-    let conn = rusqlite::Connection::open_with_flags(uri, flags)
-        .with_context(|| format!("cannot open {}", sqlite.display()))?;
+    let conn =
+        crate::dataset::db::open_immutable(sqlite).with_context(|| format!("cannot open {}", sqlite.display()))?;
     let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type='table'")?;
     let names: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))?

@@ -478,7 +478,7 @@ pub fn remove_distinct(sql: &str, all_statements: bool) -> Result<String, SqlPar
     let lower_has = |needle: &str| sql.to_ascii_lowercase().contains(needle);
     if !lower_has("distinct") && !sql.contains(';') && !sql.contains("GO") && !sql.contains("go") && sql.len() < 20_000
     {
-        return if sql.chars().all(|c| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)) {
+        return if sql.chars().all(super::tokenize::py_is_space) {
             Err(SqlParseError("no statement".into()))
         } else {
             Ok(sql.to_string())

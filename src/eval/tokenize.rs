@@ -102,10 +102,7 @@ fn apply(rule: &Rule, text: String) -> String {
     }
 }
 
-/// Python's `str.isspace()` (what `str.split()` splits on).
-pub fn py_is_space(c: char) -> bool {
-    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
-}
+pub use crate::dataset::predictions::py_is_space;
 
 /// `nltk.word_tokenize(text, preserve_line=True)`.
 pub fn word_tokenize(text: &str) -> Vec<String> {

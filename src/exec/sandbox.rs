@@ -23,10 +23,10 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::value::{Row, Value, decode_utf8_ignore};
+use rusqlite::Connection;
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
-use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int};
 use std::path::{Path, PathBuf};
@@ -231,9 +231,7 @@ impl Sandbox {
                     self.dbs.remove(&p);
                 }
             }
-            let uri = format!("file:{}?immutable=1", crate::paths::sqlite_uri_path(path));
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let mut conn = Connection::open_with_flags(uri, flags)?;
+            let mut conn = crate::dataset::db::open_immutable(path)?;
             let log = Arc::new(Mutex::new(AuthLog::default()));
             configure(&mut conn, &self.deadline, Some(log.clone()))?;
             self.dbs.insert(

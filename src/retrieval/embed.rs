@@ -250,9 +250,7 @@ fn write_vectors(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()> {
             bytes.extend(x.to_le_bytes());
         }
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+    crate::paths::write_atomically(path, &bytes)
 }
 
 fn read_vectors(path: &Path, expected: usize) -> Option<Vec<Vec<f32>>> {

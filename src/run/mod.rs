@@ -163,7 +163,7 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub records: Vec<RunRecord>,
     pub summaries: Vec<StrategySummary>,
-    /// Damage set aside, and why the run stopped early if it did.
+    /// Why the run stopped early, if it did.
     pub execution: Execution,
     /// Calls that reached the model (HTTP requests, or local generations)
     /// in this invocation: 0 when everything came from the cache.
@@ -423,19 +423,24 @@ fn run_config(
             mode: opts.mode,
             timeout_secs: opts.timeout_secs,
         },
-        data_hashes: data_hashes(spider, scorer, opts.split, ids),
+        data_hashes: data_hashes(spider, scorer, opts.split, &questions.examples, ids),
         forced_resumes: Vec::new(),
     }
 }
 
 /// SHA-256 of every data file the questions `ids` are answered and judged
 /// from (36 MB for all of Spider's databases: a fraction of a second).
-fn data_hashes(spider: &Spider, scorer: &Scorer, split: Split, ids: &[usize]) -> BTreeMap<String, String> {
+fn data_hashes(
+    spider: &Spider,
+    scorer: &Scorer,
+    split: Split,
+    examples: &[Example],
+    ids: &[usize],
+) -> BTreeMap<String, String> {
     let mut files: Vec<PathBuf> = [split.file_name(), "tables.json", split.gold_file_name()]
         .iter()
         .map(|f| spider.root.join(f))
         .collect();
-    let examples = spider.load_split(split).unwrap_or_default();
     let dbs: std::collections::BTreeSet<&str> = ids
         .iter()
         .filter_map(|&i| examples.get(i))
@@ -565,14 +570,9 @@ fn prepare_dir(dir: &Path, config: &RunConfig, opts: &RunOptions) -> Result<()> 
     write_config(&config_path, &old)
 }
 
-/// Through a temporary file and a rename: a kill leaves the old file or the
-/// new one, never half of one.
 fn write_config(path: &Path, config: &RunConfig) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(config)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::paths::write_atomically(path, serde_json::to_string_pretty(config)?.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// What differs between a folder's configuration and this invocation's:
@@ -716,8 +716,6 @@ async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) ->
 /// How the questions of an invocation went.
 #[derive(Debug, Default)]
 pub struct Execution {
-    /// Lines of predictions.jsonl set aside as damaged (their records redone).
-    pub damage: Vec<String>,
     /// Why the run stopped early: that many questions in a row got no
     /// answer from the model.
     pub stopped: Option<String>,
@@ -731,11 +729,8 @@ async fn execute(
     opts: &RunOptions,
 ) -> Result<Execution> {
     let (mut checkpoint, existing) = Checkpoint::open(dir)?;
-    let mut outcome = Execution {
-        damage: existing.damage_report(),
-        stopped: None,
-    };
-    for line in &outcome.damage {
+    let mut outcome = Execution::default();
+    for line in existing.damage_report() {
         eprintln!(
             "warning: {line}; it is kept in {} and its record is asked for again",
             record::DAMAGED_FILE
@@ -774,9 +769,6 @@ async fn execute(
             Status::Error => in_a_row += 1,
             s if s.is_scored() => in_a_row = 0,
             _ => {}
-        }
-        if record.status != Status::Error {
-            continue;
         }
         if in_a_row >= opts.max_errors_in_a_row {
             bar.abandon();

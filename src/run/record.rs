@@ -85,10 +85,9 @@ pub struct PredictionsFile {
     pub path: PathBuf,
     /// The latest record of each (strategy, id), in file order.
     pub records: Vec<RunRecord>,
-    /// Lines that are not records (the unterminated last line excluded).
+    /// Lines that are not records, a last line without its newline (a
+    /// write that a kill cut short) included.
     pub damaged: Vec<DamagedLine>,
-    /// A last line without its newline: a write that a kill cut short.
-    pub partial_tail: Option<DamagedLine>,
     /// The exact bytes of the line of each record in `records`.
     lines: Vec<Vec<u8>>,
 }
@@ -115,7 +114,8 @@ impl PredictionsFile {
                 bytes: line.to_vec(),
             };
             if !line.ends_with(b"\n") {
-                file.partial_tail = Some(damaged("the line has no end (a write cut short)".into()));
+                file.damaged
+                    .push(damaged("the line has no end (a write cut short)".into()));
                 break;
             }
             if line.trim_ascii().is_empty() {
@@ -145,14 +145,10 @@ impl PredictionsFile {
         Ok(file)
     }
 
-    /// Lines that hold no record, the cut-short last line included.
-    pub fn damage(&self) -> impl Iterator<Item = &DamagedLine> {
-        self.damaged.iter().chain(&self.partial_tail)
-    }
-
     /// One sentence per damaged line: file, line number and what is wrong.
     pub fn damage_report(&self) -> Vec<String> {
-        self.damage()
+        self.damaged
+            .iter()
             .map(|d| format!("{}:{}: not a record ({})", self.path.display(), d.line, d.error))
             .collect()
     }
@@ -170,7 +166,7 @@ impl PredictionsFile {
     /// rewrites it with every other line as it was (atomically), so that the
     /// records they held are asked for again. Does nothing without damage.
     fn set_damage_aside(&mut self) -> Result<()> {
-        if self.damage().next().is_none() {
+        if self.damaged.is_empty() {
             return Ok(());
         }
         let aside = self.path.with_file_name(DAMAGED_FILE);
@@ -179,31 +175,22 @@ impl PredictionsFile {
             .append(true)
             .open(&aside)
             .with_context(|| format!("cannot write {}", aside.display()))?;
-        for d in self.damage() {
+        for d in &self.damaged {
             out.write_all(&d.bytes)?;
             if !d.bytes.ends_with(b"\n") {
                 out.write_all(b"\n")?;
             }
         }
         out.sync_all()?;
-        write_atomically(&self.path, self.lines.iter())?;
+        write_lines(&self.path, self.lines.iter())?;
         Ok(())
     }
 }
 
-/// Writes `lines` to `path` through a temporary file and a rename, so a
-/// kill leaves either the old file or the new one.
-fn write_atomically<'a>(path: &Path, lines: impl Iterator<Item = &'a Vec<u8>>) -> Result<()> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
-    );
-    for line in lines {
-        out.write_all(line)?;
-    }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+/// Writes `lines` to `path` atomically (see [`crate::paths::write_atomically`]).
+fn write_lines<'a>(path: &Path, lines: impl Iterator<Item = &'a Vec<u8>>) -> Result<()> {
+    let bytes: Vec<u8> = lines.flatten().copied().collect();
+    crate::paths::write_atomically(path, &bytes).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 /// Appends records to `predictions.jsonl`, each synced to disk.
@@ -273,7 +260,7 @@ pub fn rewrite_sorted(dir: &Path, strategy_order: &[String]) -> Result<Vec<RunRe
     let rank = |s: &str| strategy_order.iter().position(|n| n == s).unwrap_or(usize::MAX);
     let mut order: Vec<usize> = (0..file.records.len()).collect();
     order.sort_by_key(|&i| (rank(&file.records[i].strategy), file.records[i].id));
-    write_atomically(&path, order.iter().map(|&i| &file.lines[i]))?;
+    write_lines(&path, order.iter().map(|&i| &file.lines[i]))?;
     let mut records: Vec<Option<RunRecord>> = file.records.into_iter().map(Some).collect();
     Ok(order.iter().map(|&i| records[i].take().expect("each once")).collect())
 }

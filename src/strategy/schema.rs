@@ -90,13 +90,7 @@ fn sample_rows(conn: &rusqlite::Connection, table: &str, n: usize) -> Option<Str
 
 /// The schema as CREATE TABLE statements.
 pub fn render_create_tables(schema: &DbSchema, sqlite: Option<&std::path::Path>, rows: usize) -> String {
-    let conn = sqlite.and_then(|p| {
-        rusqlite::Connection::open_with_flags(
-            format!("file:{}?immutable=1", p.display()),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-        )
-        .ok()
-    });
+    let conn = sqlite.and_then(|p| crate::dataset::db::open_immutable(p).ok());
     let fks = schema.foreign_key_refs();
     let mut out = Vec::new();
     for table in schema.tables() {

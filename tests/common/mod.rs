@@ -163,6 +163,25 @@ pub fn mini_gold() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// The `spider-bench run` command on the mini fixture against the loopback
+/// server at `url`, as `mini_run_options` sets it up: folder DIR/run, cache
+/// DIR/c.sqlite, a test key variable, no progress bar; then `extra`.
+pub fn mini_run_command(url: &str, strategies: &str, dir: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_spider-bench"));
+    c.arg("run")
+        .arg("--data")
+        .arg(mini_spider())
+        .args(["--strategy", strategies, "--model", "gpt-4o-mini", "--base-url", url])
+        .args(["--api-key-env", "SPIDER_BENCH_TEST_KEY", "--quiet"])
+        .arg("--out")
+        .arg(dir.join("run"))
+        .arg("--cache")
+        .arg(dir.join("c.sqlite"))
+        .args(extra)
+        .env_remove("SPIDER_DATA");
+    c
+}
+
 /// `run` on the mini fixture against the loopback server at `url`, with
 /// the repository's strategies, a test key variable, fast retries, no
 /// progress bar.
