@@ -2,6 +2,8 @@
 //! the official layout as a terminal table, Markdown, CSV and JSON; and
 //! [`stats`], the statistics of comparison tables.
 
+pub mod preview;
+pub mod rows;
 pub mod stats;
 
 use crate::eval::exact::Hardness;

@@ -1,0 +1,244 @@
+//! The rows of a comparison table, whatever they come from: the strategies
+//! of run folders (`run`, `report`), the strategies of a published results
+//! folder (`results/*/verdicts.jsonl`), or scored prediction files
+//! (`eval --pred NAME=FILE`). Every row is a list of [`RunRecord`]s, so the
+//! table, its statistics, `compare` and the HTML report read one type.
+
+use super::stats::RowOutcomes;
+use crate::eval::exact::Hardness;
+use crate::eval::judge::Status;
+use crate::eval::score::Record;
+use crate::run::record::{PREDICTIONS_FILE, PredictionsFile, RunRecord};
+use crate::run::summary::{StrategySummary, summarize_run};
+use crate::run::{CONFIG_FILE, RunConfig};
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The verdict lines of a published results folder (`results/NAME/`): the
+/// records without Spider's questions and gold, which are not copied there.
+pub const VERDICTS_FILE: &str = "verdicts.jsonl";
+
+/// One row of a comparison table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The row's name in the table (unique within it).
+    pub label: String,
+    /// The strategy as its records name it (`label` may add the run).
+    pub strategy: String,
+    /// Where the records come from: a run folder or a predictions file.
+    pub source: PathBuf,
+    /// How many questions the row should have: those of its run, or the
+    /// predictions file's. Records short of it are pending.
+    pub questions: usize,
+    /// One per question, the latest of each.
+    pub records: Vec<RunRecord>,
+}
+
+impl Row {
+    /// The row's counts, as the table shows them.
+    pub fn summary(&self) -> StrategySummary {
+        let mut s = summarize_run(&self.records, std::slice::from_ref(&self.strategy), self.questions)
+            .pop()
+            .expect("one summary per strategy");
+        s.strategy = self.label.clone();
+        s
+    }
+
+    /// The row's scored questions, for the statistics.
+    pub fn outcomes(&self) -> RowOutcomes {
+        let mut row = RowOutcomes::from_run_records(&self.strategy, &self.records);
+        row.label = self.label.clone();
+        row
+    }
+
+    /// The record of question `id`, if the row has one.
+    pub fn record(&self, id: usize) -> Option<&RunRecord> {
+        self.records.iter().find(|r| r.id == id)
+    }
+}
+
+/// A run folder as `report` reads it.
+#[derive(Debug, Clone)]
+pub struct LoadedRun {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    /// One row per strategy, in the run's order.
+    pub rows: Vec<Row>,
+    /// `FILE:LINE: not a record (...)` for each damaged line.
+    pub damage: Vec<String>,
+}
+
+/// Reads a run folder (`config.json` and `predictions.jsonl`), or a
+/// published results folder (`config.json` and `verdicts.jsonl`). Damaged
+/// lines are reported in [`LoadedRun::damage`], never dropped silently.
+pub fn load_run(dir: &Path) -> Result<LoadedRun> {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!(
+            "{} is not a run folder (no {CONFIG_FILE}); give a folder written by `spider-bench run`",
+            dir.display()
+        )
+    })?;
+    let config: RunConfig =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a run configuration", config_path.display()))?;
+    let (records, damage) = if dir.join(PREDICTIONS_FILE).exists() || !dir.join(VERDICTS_FILE).exists() {
+        let file = PredictionsFile::read(&dir.join(PREDICTIONS_FILE))?;
+        let damage = file.damage_report();
+        (file.records, damage)
+    } else {
+        (read_verdicts(&dir.join(VERDICTS_FILE))?, Vec::new())
+    };
+    let rows = config
+        .strategies
+        .iter()
+        .map(|s| Row {
+            label: s.name.clone(),
+            strategy: s.name.clone(),
+            source: dir.to_path_buf(),
+            questions: config.ids.len(),
+            records: records.iter().filter(|r| r.strategy == s.name).cloned().collect(),
+        })
+        .collect();
+    Ok(LoadedRun {
+        dir: dir.to_path_buf(),
+        config,
+        rows,
+        damage,
+    })
+}
+
+/// The rows of several run folders in one table: with more than one folder
+/// each label says which run it is from ("zero-shot (model, folder)").
+pub fn rows_of_runs(runs: &[LoadedRun]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for run in runs {
+        for row in &run.rows {
+            let mut row = row.clone();
+            if runs.len() > 1 {
+                row.label = format!("{} ({})", row.label, run_label(run));
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// "model, folder name": how a run is told apart from another in a table.
+pub fn run_label(run: &LoadedRun) -> String {
+    let name = run
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    format!("{}, {}", run.config.model.model, name)
+}
+
+/// A row from `eval` records (a scored predictions file); `questions` are
+/// the split's examples, for the question texts.
+pub fn row_of_eval(label: &str, source: &Path, records: &[Record], questions: &[crate::dataset::Example]) -> Row {
+    let records = records
+        .iter()
+        .map(|r| RunRecord {
+            question: questions.get(r.id).map(|e| e.question.clone()).unwrap_or_default(),
+            ..record_from_verdict(
+                label,
+                Verdict {
+                    id: r.id,
+                    db_id: r.db_id.clone(),
+                    hardness: r.hardness,
+                    pred: r.pred.clone(),
+                    exec: r.exec,
+                    exact: r.exact,
+                    status: r.status,
+                    error: r.error.clone(),
+                    strategy: label.to_string(),
+                    model_failure: None,
+                    tokens_in: 0,
+                    tokens_out: 0,
+                    calls: 0,
+                    latency_ms: 0.0,
+                    cost_usd: 0.0,
+                },
+                r.gold.clone(),
+            )
+        })
+        .collect::<Vec<_>>();
+    Row {
+        label: label.to_string(),
+        strategy: label.to_string(),
+        source: source.to_path_buf(),
+        questions: records.len(),
+        records,
+    }
+}
+
+/// One line of `verdicts.jsonl`: a record without the question and gold.
+#[derive(Debug, Deserialize)]
+struct Verdict {
+    id: usize,
+    #[serde(default)]
+    strategy: String,
+    db_id: String,
+    hardness: Option<Hardness>,
+    pred: Option<String>,
+    exec: Option<bool>,
+    exact: Option<bool>,
+    status: Status,
+    error: Option<String>,
+    #[serde(default)]
+    model_failure: Option<String>,
+    #[serde(default)]
+    tokens_in: u64,
+    #[serde(default)]
+    tokens_out: u64,
+    #[serde(default)]
+    calls: usize,
+    #[serde(default)]
+    latency_ms: f64,
+    #[serde(default)]
+    cost_usd: f64,
+}
+
+fn record_from_verdict(strategy: &str, v: Verdict, gold: String) -> RunRecord {
+    RunRecord {
+        v: crate::run::record::RECORD_FORMAT,
+        id: v.id,
+        strategy: strategy.to_string(),
+        db_id: v.db_id,
+        question: String::new(),
+        gold,
+        pred: v.pred,
+        exec: v.exec,
+        exact: v.exact,
+        hardness: v.hardness,
+        status: v.status,
+        error: v.error,
+        model_failure: v.model_failure,
+        tokens_in: v.tokens_in,
+        tokens_out: v.tokens_out,
+        latency_ms: v.latency_ms,
+        calls: v.calls,
+        cost_usd: v.cost_usd,
+        cache_keys: Vec::new(),
+        candidates: Vec::new(),
+        trace: Vec::new(),
+    }
+}
+
+/// Reads a published `verdicts.jsonl`. Unlike a checkpoint, a published
+/// file is never repaired: any line that is not a verdict is an error.
+fn read_verdicts(path: &Path) -> Result<Vec<RunRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: Verdict =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not a verdict line", path.display(), i + 1))?;
+        if v.strategy.is_empty() {
+            bail!("{}:{}: the verdict names no strategy", path.display(), i + 1);
+        }
+        let strategy = v.strategy.clone();
+        records.push(record_from_verdict(&strategy, v, String::new()));
+    }
+    Ok(records)
+}
