@@ -29,18 +29,15 @@ fn grid_cells<S: AsRef<str>>(values: &[S]) -> Vec<Cell> {
 /// JSON has no generic form: callers serialize their own rows.
 pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: &str) -> String {
     match format {
-        Format::Csv | Format::Json => {
-            let mut out = header.join(",") + "\n";
-            for r in rows {
-                out.push_str(&(r.join(",") + "\n"));
-            }
-            out
-        }
+        Format::Csv | Format::Json => csv_text(header, rows),
         Format::Markdown => {
             let numeric = "---:|".repeat(header.len().saturating_sub(1));
-            let mut out = format!("| {} |\n|---|{numeric}\n", header.join(" | "));
+            let line = |cells: &mut dyn Iterator<Item = &str>| {
+                format!("| {} |\n", cells.map(markdown_cell).collect::<Vec<_>>().join(" | "))
+            };
+            let mut out = line(&mut header.iter().copied()) + &format!("|---|{numeric}\n");
             for r in rows {
-                out.push_str(&format!("| {} |\n", r.join(" | ")));
+                out.push_str(&line(&mut r.iter().map(String::as_str)));
             }
             format!("{out}\n{note}")
         }
@@ -53,5 +50,47 @@ pub fn render_grid(header: &[&str], rows: &[Vec<String>], format: Format, note: 
             }
             format!("{t}\n{note}")
         }
+    }
+}
+
+/// A Markdown table cell: a `|` would end the cell and a line break the
+/// row, so they are escaped (GitHub-flavoured Markdown's `\|`, and `<br>`).
+pub fn markdown_cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
+}
+
+/// CSV through the csv crate: fields with commas, quotes or line breaks are
+/// quoted.
+pub fn csv_text<S: AsRef<str>>(header: &[&str], rows: &[Vec<S>]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).expect("writes to memory");
+    for r in rows {
+        w.write_record(r.iter().map(|c| c.as_ref())).expect("writes to memory");
+    }
+    String::from_utf8(w.into_inner().expect("writes to memory")).expect("CSV of UTF-8 text")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_cells_cannot_break_the_table() {
+        let rows = vec![vec!["a | b\nc".to_string(), "1".to_string()]];
+        let md = render_grid(&["strategy", "n"], &rows, Format::Markdown, "");
+        assert_eq!(md.lines().nth(2), Some("| a \\| b<br>c | 1 |"), "{md}");
+    }
+
+    #[test]
+    fn csv_quotes_labels_with_commas_and_quotes() {
+        let rows = vec![vec!["zero-shot (gpt, run \"a\")".to_string(), "3".to_string()]];
+        let out = csv_text(&["strategy", "n"], &rows);
+        assert_eq!(out, "strategy,n\n\"zero-shot (gpt, run \"\"a\"\")\",3\n");
+        let mut r = csv::Reader::from_reader(out.as_bytes());
+        let back: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(&back[0][0], "zero-shot (gpt, run \"a\")");
     }
 }

@@ -9,9 +9,9 @@ mod common;
 use common::fake_llm::{FakeLlm, Reply, Script, gold_answers, unused_address};
 use common::{mini_gold, mini_run_options, mini_spider};
 use spider_bench::eval::judge::Status;
+use spider_bench::report::{rows::load_run, table};
 use spider_bench::run::record::{DAMAGED_FILE, PredictionsFile, RunRecord};
 use spider_bench::run::run;
-use spider_bench::run::summary::render_comparison;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -76,7 +76,9 @@ fn an_outage_gives_unscored_errors_and_a_resume_asks_exactly_those_again() {
         assert!(why.contains("no answer from the model") && why.contains("503"), "{why}");
         assert_eq!((r.exec, r.exact, r.pred.as_deref()), (None, None, None));
     }
-    let table = render_comparison(&first.summaries, spider_bench::table::Format::Markdown);
+    let rows = load_run(&dir.join("run")).unwrap().rows;
+    let built = table::build(&rows, None, &Default::default()).unwrap();
+    let table = table::render(&built, spider_bench::table::Format::Markdown);
     assert!(
         table.contains("8 (+3 pending)") && table.contains("INCOMPLETE"),
         "{table}"

@@ -6,10 +6,11 @@ use crate::eval::judge::{JudgeConfig, Mode};
 use crate::eval::score::{Record, Scorer, summarize};
 use crate::eval::summary::Summary;
 use crate::exec::sandbox::{DEFAULT_TIMEOUT_SECS, Limits};
+use crate::report::rows::{Row, row_of_eval};
 use crate::table::Format;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -18,8 +19,11 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Predictions: JSONL ({"id": N, "sql": "..."}) or one SQL per line.
-    #[arg(long, value_name = "FILE")]
-    pub pred: PathBuf,
+    /// Several (`--pred NAME=FILE --pred NAME=FILE ...`, formats mixed) give
+    /// one comparison table, a row each in the order given, with intervals
+    /// and paired tests; one file alone gives the official summary.
+    #[arg(long, value_name = "[NAME=]FILE", required = true)]
+    pub pred: Vec<String>,
     #[arg(long, value_enum, default_value = "dev")]
     pub split: Split,
     #[arg(long, value_enum, default_value = "official")]
@@ -36,26 +40,90 @@ pub struct EvalArgs {
     /// Write one JSON object per scored example to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub table: super::TableArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
 
-/// What `eval` computed.
+/// One `--pred`: `NAME=FILE`, or `FILE` (named after the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredArg {
+    pub name: String,
+    pub path: PathBuf,
+    /// Whether the name was given (`NAME=FILE`).
+    pub named: bool,
+}
+
+impl PredArg {
+    /// `NAME=FILE` when the text before the first `=` is a name (no path
+    /// separator) and the whole text is not itself an existing file.
+    pub fn parse(text: &str) -> PredArg {
+        if let Some((name, file)) = text.split_once('=')
+            && !name.is_empty()
+            && !name.contains(std::path::MAIN_SEPARATOR)
+            && !std::path::Path::new(text).exists()
+        {
+            return PredArg {
+                name: name.to_string(),
+                path: PathBuf::from(file),
+                named: true,
+            };
+        }
+        let path = PathBuf::from(text);
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| text.to_string());
+        PredArg {
+            name,
+            path,
+            named: false,
+        }
+    }
+}
+
+/// What `eval` computed for one predictions file.
 pub struct EvalResult {
     pub records: Vec<Record>,
     pub summary: Summary,
 }
 
-/// Scores the predictions and returns the records (in split order).
+impl EvalArgs {
+    pub fn judge_config(&self) -> JudgeConfig {
+        JudgeConfig {
+            mode: self.mode,
+            keep_distinct: self.keep_distinct,
+            limits: Limits {
+                timeout: Duration::from_secs_f64(self.timeout_secs),
+                ..Limits::default()
+            },
+        }
+    }
+
+    pub fn preds(&self) -> Vec<PredArg> {
+        self.pred.iter().map(|p| PredArg::parse(p)).collect()
+    }
+}
+
+/// Scores the first `--pred` and returns its records (in split order).
 pub fn evaluate(opts: &EvalArgs) -> Result<EvalResult> {
     let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
     let examples = spider.load_split(opts.split)?;
-    let preds = load_predictions(&opts.pred, examples.len())?;
+    let pred = opts.preds().remove(0);
+    let records = score_file(&spider, &examples, &pred.path, opts)?;
+    let summary = summarize(&records);
+    Ok(EvalResult { records, summary })
+}
+
+/// Scores one predictions file against the split's `examples`.
+pub fn score_file(spider: &Spider, examples: &[Example], path: &Path, opts: &EvalArgs) -> Result<Vec<Record>> {
+    let preds = load_predictions(path, examples.len())?;
     if preds.blank_lines > 0 {
         eprintln!(
             "warning: {} blank line(s) in {}: scored as empty predictions (the official script would misalign them)",
             preds.blank_lines,
-            opts.pred.display()
+            path.display()
         );
     }
     let items: Vec<(&Example, Option<&str>)> = preds
@@ -63,30 +131,50 @@ pub fn evaluate(opts: &EvalArgs) -> Result<EvalResult> {
         .iter()
         .map(|(id, sql)| (&examples[*id], Some(sql.as_str())))
         .collect();
-    let config = JudgeConfig {
-        mode: opts.mode,
-        keep_distinct: opts.keep_distinct,
-        limits: Limits {
-            timeout: Duration::from_secs_f64(opts.timeout_secs),
-            ..Limits::default()
-        },
-    };
-    let records = crate::commands::with_jobs(opts.jobs, || -> Result<Vec<Record>> {
-        let scorer = Scorer::new(&spider, items.iter().map(|(e, _)| *e), config)?;
+    crate::commands::with_jobs(opts.jobs, || -> Result<Vec<Record>> {
+        let scorer = Scorer::new(spider, items.iter().map(|(e, _)| *e), opts.judge_config())?;
         Ok(scorer.score_all(&items))
-    })??;
-    let summary = summarize(&records);
-    Ok(EvalResult { records, summary })
+    })?
 }
 
-/// The `eval` command: score, write `--out`, print the summary.
+/// The `eval` command. One file: score, write `--out`, print the official
+/// summary. Several (or one named): one comparison table.
 pub fn run(opts: &EvalArgs) -> Result<()> {
-    let result = evaluate(opts)?;
-    if let Some(out) = &opts.out {
-        write_records(out, &result.records)?;
+    let preds = opts.preds();
+    if preds.len() == 1 && !preds[0].named {
+        let result = evaluate(opts)?;
+        if let Some(out) = &opts.out {
+            write_records(out, &result.records)?;
+        }
+        print!("{}", crate::report::render(&result.summary, opts.format));
+        return Ok(());
     }
-    print!("{}", crate::report::render(&result.summary, opts.format));
+    if opts.out.is_some() {
+        bail!("--out writes the records of one predictions file; give one --pred with it, or none");
+    }
+    let table = opts.table.table(&pred_rows(opts, &preds)?)?;
+    print!("{}", crate::report::table::render(&table, opts.format));
     Ok(())
+}
+
+/// One table row per `--pred`, scored on the same split.
+fn pred_rows(opts: &EvalArgs, preds: &[PredArg]) -> Result<Vec<Row>> {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(p) = preds.iter().find(|p| !seen.insert(p.name.as_str())) {
+        bail!(
+            "two --pred rows are named {:?}: name them apart with --pred NAME=FILE",
+            p.name
+        );
+    }
+    let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
+    let examples = spider.load_split(opts.split)?;
+    preds
+        .iter()
+        .map(|p| {
+            let records = score_file(&spider, &examples, &p.path, opts)?;
+            Ok(row_of_eval(&p.name, &p.path, &records, &examples))
+        })
+        .collect()
 }
 
 /// Writes one JSON object per record.

@@ -1,8 +1,9 @@
 //! `spider-bench run`, `report` and `strategies`.
 
-use crate::run::record::{PREDICTIONS_FILE, PredictionsFile};
-use crate::run::summary::{render_comparison, summarize_run};
-use crate::run::{CONFIG_FILE, RunConfig, RunOptions, run};
+use super::TableArgs;
+use crate::report::rows::{load_run, rows_of_runs};
+use crate::report::table::{ComparisonTable, render};
+use crate::run::{RunOptions, run};
 use crate::strategy::registry::list;
 use crate::table::Format;
 use anyhow::{Context, Result};
@@ -13,6 +14,8 @@ use std::sync::atomic::Ordering;
 pub struct RunArgs {
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub table: TableArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
@@ -22,6 +25,8 @@ pub struct ReportArgs {
     /// Run folders (written by `run`).
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub table: TableArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
@@ -37,7 +42,9 @@ pub struct StrategiesArgs {
 /// model, ends with an error that says how to finish it.
 pub fn run_command(args: &RunArgs) -> Result<()> {
     let outcome = run(&args.options)?;
-    print!("{}", render_comparison(&outcome.summaries, args.format));
+    let table = args.table.table(&load_run(&outcome.dir)?.rows)?;
+    write_summary(&outcome.dir, &table)?;
+    print!("{}", render(&table, args.format));
     let calls = if outcome.local_stats.is_some() {
         "local generations"
     } else {
@@ -71,41 +78,33 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The run folder's `summary.md` and `summary.json`: the table that
+/// `report DIR --format markdown|json` prints.
+fn write_summary(dir: &Path, table: &ComparisonTable) -> Result<()> {
+    for (name, format) in [("summary.md", Format::Markdown), ("summary.json", Format::Json)] {
+        let path = dir.join(name);
+        crate::paths::write_atomically(&path, render(table, format).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Prints the comparison table of saved runs (several folders: one table).
 pub fn report(args: &ReportArgs) -> Result<()> {
-    let dirs = &args.dirs;
-    let mut summaries = Vec::new();
-    for dir in dirs {
-        let config: RunConfig = serde_json::from_str(
-            &std::fs::read_to_string(dir.join(CONFIG_FILE))
-                .with_context(|| format!("{} is not a run folder (no {CONFIG_FILE})", dir.display()))?,
-        )?;
-        let file = PredictionsFile::read(&dir.join(PREDICTIONS_FILE))?;
-        for line in file.damage_report() {
+    let mut runs = Vec::new();
+    for dir in &args.dirs {
+        let run = load_run(dir)?;
+        for line in &run.damage {
             eprintln!(
                 "warning: {line}; its record counts as missing (`spider-bench run ... --resume --out {}` redoes it)",
                 dir.display()
             );
         }
-        let order: Vec<String> = config.strategies.iter().map(|s| s.name.clone()).collect();
-        let mut these = summarize_run(&file.records, &order, config.ids.len());
-        if dirs.len() > 1 {
-            for s in &mut these {
-                s.strategy = format!("{} ({})", s.strategy, run_label(dir, &config));
-            }
-        }
-        summaries.extend(these);
+        runs.push(run);
     }
-    print!("{}", render_comparison(&summaries, args.format));
+    let table = args.table.table(&rows_of_runs(&runs))?;
+    print!("{}", render(&table, args.format));
     Ok(())
-}
-
-fn run_label(dir: &Path, config: &RunConfig) -> String {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    format!("{}, {}", config.model.model, name)
 }
 
 /// Lists every strategy with its steps, then the step kinds and the rules

@@ -5,6 +5,7 @@
 pub mod preview;
 pub mod rows;
 pub mod stats;
+pub mod table;
 
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
@@ -45,14 +46,24 @@ fn rows(summary: &Summary) -> Vec<(String, Vec<String>)> {
 }
 
 fn footer(summary: &Summary) -> Vec<String> {
-    let mut lines = vec![format!(
+    let mut lines = Vec::new();
+    if let Some(i) = stats::wilson_interval(summary.all.exec_correct, summary.all.count) {
+        lines.push(format!(
+            "execution accuracy {:.3}, 95% Wilson interval [{:.3}, {:.3}] over {} scored questions",
+            summary.all.exec_accuracy(),
+            i.low,
+            i.high,
+            summary.all.count
+        ));
+    }
+    lines.push(format!(
         "skipped: {}   gold errors: {}   timeouts: {}   exec errors: {}   empty: {}",
         status(summary, Status::Skipped),
         status(summary, Status::GoldError),
         status(summary, Status::Timeout),
         status(summary, Status::ExecError),
         status(summary, Status::Empty),
-    )];
+    ));
     if let Some(d) = &summary.differs_from_official {
         lines.push(format!(
             "strict vs official: {} execution verdicts differ (+{} / -{}), {} exact-match verdicts differ",

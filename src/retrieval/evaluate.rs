@@ -13,8 +13,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Sums over questions (divide by `questions`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Sums over questions (divide by `questions`). JSON gives the shares and
+/// means (see [`TotalsJson`]), not these sums.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     pub questions: usize,
     /// Sum of the share of retrieved examples whose skeleton equals the gold's.
@@ -41,6 +42,38 @@ impl Totals {
         } else {
             x / self.questions as f64
         }
+    }
+}
+
+/// What [`Totals`] means, as JSON writes it: counts under count names,
+/// shares (0 to 1) and means under theirs.
+#[derive(Serialize)]
+struct TotalsJson {
+    questions: usize,
+    /// Mean over questions of the share of retrieved examples whose
+    /// skeleton equals the gold's (P@k).
+    precision_at_k: f64,
+    /// Questions with at least one such example.
+    hit_questions: usize,
+    /// `hit_questions / questions` (hit@k).
+    hit_rate: f64,
+    /// Mean skeleton similarity of the retrieved examples to the gold.
+    mean_skeleton_similarity: f64,
+    /// Mean share of retrieved examples of the gold's hardness.
+    same_hardness_share: f64,
+}
+
+impl Serialize for Totals {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TotalsJson {
+            questions: self.questions,
+            precision_at_k: self.mean(self.precision),
+            hit_questions: self.hits,
+            hit_rate: self.mean(self.hits as f64),
+            mean_skeleton_similarity: self.mean(self.skeleton_similarity),
+            same_hardness_share: self.mean(self.same_hardness),
+        }
+        .serialize(s)
     }
 }
 

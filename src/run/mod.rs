@@ -480,16 +480,11 @@ fn load_prices(opts: &RunOptions) -> Result<PriceTable> {
     Ok(prices)
 }
 
-/// Rewrites the records in order, and writes their comparison beside them
-/// (`summary.json`, `summary.md`).
+/// Rewrites the records in order and counts them; the comparison table
+/// (`summary.md`, `summary.json`) is the reporter's (`commands::run`).
 fn write_summary(dir: &Path, order: &[String], questions: usize) -> Result<(Vec<RunRecord>, Vec<StrategySummary>)> {
     let records = rewrite_sorted(dir, order)?;
     let summaries = summarize_run(&records, order, questions);
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summaries)?)?;
-    std::fs::write(
-        dir.join("summary.md"),
-        summary::render_comparison(&summaries, crate::table::Format::Markdown),
-    )?;
     Ok((records, summaries))
 }
 

@@ -1,9 +1,9 @@
-//! The comparison table of a run: one row per strategy.
+//! The counts of a run, one summary per strategy; the comparison table
+//! with its statistics is `report::table`'s.
 
 use super::record::RunRecord;
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
-use crate::table::{Format, render_grid};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ pub struct StrategySummary {
     pub count: usize,
     pub exec_correct: usize,
     pub exact_correct: usize,
-    pub by_hardness: BTreeMap<Hardness, (usize, usize)>,
+    pub by_hardness: BTreeMap<Hardness, LevelCount>,
     pub tokens_in: u64,
     pub tokens_out: u64,
     pub cost_usd: f64,
@@ -32,6 +32,13 @@ pub struct StrategySummary {
     pub missing: usize,
 }
 
+/// The questions of one hardness level and how many were right.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct LevelCount {
+    pub count: usize,
+    pub exec_correct: usize,
+}
+
 impl StrategySummary {
     pub fn exec_accuracy(&self) -> f64 {
         ratio(self.exec_correct, self.count)
@@ -45,8 +52,8 @@ impl StrategySummary {
     pub fn level_accuracy(&self, h: Hardness) -> Option<f64> {
         self.by_hardness
             .get(&h)
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, ok)| ratio(*ok, *n))
+            .filter(|c| c.count > 0)
+            .map(|c| ratio(c.exec_correct, c.count))
     }
 }
 
@@ -103,79 +110,11 @@ pub fn summarize_run(records: &[RunRecord], order: &[String], questions: usize) 
                 s.exact_correct += usize::from(r.exact == Some(true));
                 if let Some(h) = r.hardness {
                     let e = s.by_hardness.entry(h).or_default();
-                    e.0 += 1;
-                    e.1 += usize::from(ok);
+                    e.count += 1;
+                    e.exec_correct += usize::from(ok);
                 }
             }
             s
         })
         .collect()
-}
-
-const HEADER: [&str; 15] = [
-    "strategy",
-    "n",
-    "EX",
-    "easy",
-    "medium",
-    "hard",
-    "extra",
-    "EM",
-    "tokens/q",
-    "$/q",
-    "$ total",
-    "no SQL",
-    "exec err",
-    "timeout",
-    "no answer",
-];
-
-fn row(s: &StrategySummary) -> Vec<String> {
-    let pct = |x: f64| format!("{:.1}", 100.0 * x);
-    // The n of an incomplete row says so: what is scored, and what is not yet.
-    let n = match s.errors + s.missing {
-        0 => s.count.to_string(),
-        pending => format!("{} (+{pending} pending)", s.count),
-    };
-    let mut r = vec![s.strategy.clone(), n, pct(s.exec_accuracy())];
-    for h in Hardness::ALL {
-        r.push(s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into()));
-    }
-    r.push(pct(s.exact_accuracy()));
-    r.push(format!("{:.0}", s.per_question((s.tokens_in + s.tokens_out) as f64)));
-    r.push(format!("{:.5}", s.per_question(s.cost_usd)));
-    r.push(format!("{:.4}", s.cost_usd));
-    r.push(s.no_answer.to_string());
-    r.push(s.exec_errors.to_string());
-    r.push(s.timeouts.to_string());
-    r.push(s.errors.to_string());
-    r
-}
-
-/// A footnote for rows that lack records: how many, and how to get them.
-fn pending_note(summaries: &[StrategySummary]) -> String {
-    let errors: usize = summaries.iter().map(|s| s.errors).sum();
-    let missing: usize = summaries.iter().map(|s| s.missing).sum();
-    if errors + missing == 0 {
-        return String::new();
-    }
-    format!(
-        "INCOMPLETE: {errors} questions got no answer from the model (endpoint errors, not scored) and {missing} have no \
-         record yet; `spider-bench run ... --resume --out DIR` asks for them.\n"
-    )
-}
-
-/// Renders the comparison (EX = execution accuracy %, EM = exact match %).
-pub fn render_comparison(summaries: &[StrategySummary], format: Format) -> String {
-    match format {
-        Format::Json => serde_json::to_string_pretty(summaries).expect("serializes") + "\n",
-        _ => {
-            let rows: Vec<Vec<String>> = summaries.iter().map(row).collect();
-            let notes = format!(
-                "EX: execution accuracy (%), by hardness; EM: exact-set match (%); no answer: endpoint errors.\n{}",
-                pending_note(summaries)
-            );
-            render_grid(&HEADER, &rows, format, &notes)
-        }
-    }
 }

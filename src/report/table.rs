@@ -1,0 +1,334 @@
+//! The comparison table of `run`, `report` and `eval --pred NAME=FILE ...`:
+//! one row per strategy or predictions file, each with its execution
+//! accuracy and 95% interval, and compared with the row before it and with
+//! a baseline row (discordant counts, exact McNemar p, paired bootstrap
+//! interval of the difference), in the terminal, Markdown, CSV and JSON.
+//! Every figure comes from the rows' records ([`super::stats`]).
+
+use super::rows::Row;
+use super::stats::{
+    Comparison, RowStats, StatsOptions, TableStats, compare_rows, format_accuracy, format_comparison, format_detectable,
+};
+use crate::eval::exact::Hardness;
+use crate::run::summary::StrategySummary;
+use crate::table::{Format, render_grid};
+use anyhow::{Result, bail};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// A comparison table: the rows' counts and their statistics.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonTable {
+    /// The counts of each row (hardness, tokens, cost, failures).
+    pub rows: Vec<StrategySummary>,
+    /// Intervals and paired comparisons, row by row (same order).
+    pub stats: TableStats,
+    /// Per row: whether it scored other questions than the baseline row,
+    /// so that its comparisons hold on the shared questions only.
+    pub other_questions: Vec<bool>,
+}
+
+/// The table of `rows`, compared with the row labelled `baseline` (the
+/// first row when `None`).
+pub fn build(rows: &[Row], baseline: Option<&str>, options: &StatsOptions) -> Result<ComparisonTable> {
+    let baseline = baseline_index(rows, baseline)?;
+    let outcomes: Vec<_> = rows.iter().map(Row::outcomes).collect();
+    let stats = compare_rows(&outcomes, baseline, options);
+    let question_sets: Vec<BTreeSet<usize>> = outcomes
+        .iter()
+        .map(|o| o.by_question.keys().copied().collect())
+        .collect();
+    let other_questions = question_sets
+        .iter()
+        .map(|set| question_sets.get(baseline).is_some_and(|b| b != set))
+        .collect();
+    Ok(ComparisonTable {
+        rows: rows.iter().map(Row::summary).collect(),
+        stats,
+        other_questions,
+    })
+}
+
+/// The row `--baseline NAME` names: its label, else a strategy name that
+/// one row alone has.
+fn baseline_index(rows: &[Row], name: Option<&str>) -> Result<usize> {
+    let Some(name) = name else { return Ok(0) };
+    if let Some(i) = rows.iter().position(|r| r.label == name) {
+        return Ok(i);
+    }
+    let by_strategy: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].strategy == name).collect();
+    match by_strategy[..] {
+        [i] => Ok(i),
+        [] => bail!(
+            "--baseline {name}: no such row; the rows are: {}",
+            rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        _ => bail!(
+            "--baseline {name}: several rows have that strategy; name one of: {}",
+            by_strategy
+                .iter()
+                .map(|&i| rows[i].label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The table in `format`.
+pub fn render(table: &ComparisonTable, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(table).expect("the table serializes") + "\n",
+        Format::Csv => csv(table),
+        Format::Table | Format::Markdown => grid(table, format),
+    }
+}
+
+const HEADER: [&str; 16] = [
+    "strategy",
+    "n",
+    "EX [95% CI]",
+    "vs previous",
+    "vs baseline",
+    "easy",
+    "medium",
+    "hard",
+    "extra",
+    "EM",
+    "tokens/q",
+    "$/q",
+    "no SQL",
+    "exec err",
+    "timeout",
+    "no answer",
+];
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", 100.0 * x)
+}
+
+fn grid_row(table: &ComparisonTable, i: usize) -> Vec<String> {
+    let (s, st) = (&table.rows[i], &table.stats.rows[i]);
+    // The n of an incomplete row says so: what is scored, and what is not yet.
+    let mut n = match s.errors + s.missing {
+        0 => s.count.to_string(),
+        pending => format!("{} (+{pending} pending)", s.count),
+    };
+    if table.other_questions[i] {
+        n.push_str(" †");
+    }
+    let baseline_cell = if i == table.stats.baseline {
+        "baseline".to_string()
+    } else {
+        comparison_cell(st.vs_baseline.as_ref())
+    };
+    let mut r = vec![
+        s.strategy.clone(),
+        n,
+        format_accuracy(st),
+        comparison_cell(st.vs_previous.as_ref()),
+        baseline_cell,
+    ];
+    for h in Hardness::ALL {
+        r.push(match (s.level_accuracy(h), s.by_hardness.get(&h)) {
+            (Some(acc), Some(c)) => format!("{} ({})", pct(acc), c.count),
+            _ => "-".into(),
+        });
+    }
+    r.push(pct(s.exact_accuracy()));
+    r.push(format!("{:.0}", s.per_question((s.tokens_in + s.tokens_out) as f64)));
+    r.push(format!("{:.5}", s.per_question(s.cost_usd)));
+    r.push(s.no_answer.to_string());
+    r.push(s.exec_errors.to_string());
+    r.push(s.timeouts.to_string());
+    r.push(s.errors.to_string());
+    r
+}
+
+fn comparison_cell(c: Option<&Comparison>) -> String {
+    c.map(format_comparison).unwrap_or_else(|| "-".into())
+}
+
+/// The notes under the table: what the columns mean, the smallest
+/// detectable difference, rows on other questions, pending records.
+fn notes(table: &ComparisonTable) -> String {
+    let mut lines = vec![
+        format!(
+            "EX: execution accuracy (%) with its 95% interval ({}); by hardness: EX (questions); EM: exact-set \
+             match (%).",
+            if table.stats.options.cluster {
+                "errors clustered by database"
+            } else {
+                "Wilson"
+            }
+        ),
+        format!(
+            "vs previous / vs baseline: difference in EX points [{}], exact McNemar p, (right only in this row / \
+             right only in the other), on the questions both rows scored.",
+            if table.stats.options.cluster {
+                "95% interval, errors clustered by database"
+            } else {
+                "paired bootstrap 95% interval"
+            }
+        ),
+    ];
+    if let Some(d) = &table.stats.detectable {
+        lines.push(format_detectable(d));
+    }
+    if table.other_questions.iter().any(|&o| o) {
+        let baseline = &table.rows[table.stats.baseline].strategy;
+        lines.push(format!(
+            "† scored on other questions than the baseline ({baseline}): compared only on the questions both rows \
+             scored (n= in the cell)."
+        ));
+    }
+    let errors: usize = table.rows.iter().map(|s| s.errors).sum();
+    let missing: usize = table.rows.iter().map(|s| s.missing).sum();
+    if errors + missing > 0 {
+        lines.push(format!(
+            "INCOMPLETE: {errors} questions got no answer from the model (endpoint errors, not scored) and {missing} \
+             have no record yet; `spider-bench run ... --resume --out DIR` asks for them."
+        ));
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Columns about model calls, left out of a table whose rows made none
+/// (prediction files): zeros there would read as measured.
+const MODEL_COLUMNS: [&str; 3] = ["tokens/q", "$/q", "no answer"];
+
+fn grid(table: &ComparisonTable, format: Format) -> String {
+    let called = table
+        .rows
+        .iter()
+        .any(|s| s.calls > 0 || s.tokens_in + s.tokens_out > 0 || s.errors > 0);
+    let keep: Vec<bool> = HEADER.iter().map(|h| called || !MODEL_COLUMNS.contains(h)).collect();
+    let pick = |cells: Vec<String>| -> Vec<String> {
+        cells
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c)
+            .collect()
+    };
+    let header: Vec<&str> = HEADER.iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| *h).collect();
+    let rows: Vec<Vec<String>> = (0..table.rows.len()).map(|i| pick(grid_row(table, i))).collect();
+    render_grid(&header, &rows, format, &notes(table))
+}
+
+/// One CSV line per row, every figure in its own column: percent points
+/// for accuracies and differences (4 decimals), empty where there is none.
+/// The csv crate quotes labels that hold commas or quotes.
+fn csv(table: &ComparisonTable) -> String {
+    let mut header: Vec<String> = [
+        "strategy",
+        "n",
+        "pending",
+        "ex_correct",
+        "ex_pct",
+        "ex_low_pct",
+        "ex_high_pct",
+        "ex_interval",
+    ]
+    .map(String::from)
+    .to_vec();
+    for h in Hardness::ALL {
+        header.push(format!("{}_n", h.as_str()));
+        header.push(format!("{}_pct", h.as_str()));
+    }
+    header.extend(
+        [
+            "em_correct",
+            "em_pct",
+            "tokens_per_question",
+            "cost_per_question_usd",
+            "cost_usd",
+            "no_sql",
+            "exec_errors",
+            "timeouts",
+            "no_answer",
+            "other_questions",
+        ]
+        .map(String::from),
+    );
+    for prefix in ["prev_", "base_"] {
+        header.extend(COMPARISON_COLUMNS.iter().map(|c| format!("{prefix}{c}")));
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).expect("writes to memory");
+    for (i, s) in table.rows.iter().enumerate() {
+        w.write_record(csv_row(s, &table.stats.rows[i], table.other_questions[i]))
+            .expect("writes to memory");
+    }
+    String::from_utf8(w.into_inner().expect("writes to memory")).expect("CSV of UTF-8 text")
+}
+
+const COMPARISON_COLUMNS: [&str; 8] = [
+    "against",
+    "shared",
+    "this_only",
+    "other_only",
+    "diff_pct",
+    "diff_low_pct",
+    "diff_high_pct",
+    "mcnemar_p",
+];
+
+/// Percent points, rounded to 4 decimals.
+fn points(x: f64) -> String {
+    format!("{}", (x * 1e6).round() / 1e4)
+}
+
+fn opt<T: ToString>(x: Option<T>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv_row(s: &StrategySummary, st: &RowStats, other_questions: bool) -> Vec<String> {
+    let interval = st.clustered.map(|c| c.interval).or(st.wilson);
+    let mut r = vec![
+        s.strategy.clone(),
+        s.count.to_string(),
+        (s.errors + s.missing).to_string(),
+        s.exec_correct.to_string(),
+        opt(st.accuracy.map(points)),
+        opt(interval.map(|i| points(i.low))),
+        opt(interval.map(|i| points(i.high))),
+        if st.clustered.is_some() { "clustered" } else { "wilson" }.to_string(),
+    ];
+    for h in Hardness::ALL {
+        r.push(s.by_hardness.get(&h).map_or(0, |c| c.count).to_string());
+        r.push(opt(s.level_accuracy(h).map(points)));
+    }
+    r.extend([
+        s.exact_correct.to_string(),
+        opt((s.count > 0).then(|| points(s.exact_accuracy()))),
+        s.per_question((s.tokens_in + s.tokens_out) as f64).to_string(),
+        s.per_question(s.cost_usd).to_string(),
+        s.cost_usd.to_string(),
+        s.no_answer.to_string(),
+        s.exec_errors.to_string(),
+        s.timeouts.to_string(),
+        s.errors.to_string(),
+        other_questions.to_string(),
+    ]);
+    for c in [st.vs_previous.as_ref(), st.vs_baseline.as_ref()] {
+        r.extend(csv_comparison(c));
+    }
+    r
+}
+
+fn csv_comparison(c: Option<&Comparison>) -> Vec<String> {
+    let Some(c) = c else {
+        return vec![String::new(); COMPARISON_COLUMNS.len()];
+    };
+    let interval = c.clustered.as_ref().map(|cl| cl.estimate.interval).or(c.bootstrap);
+    vec![
+        c.against.clone(),
+        c.shared.to_string(),
+        c.this_only.to_string(),
+        c.other_only.to_string(),
+        opt(c.difference.map(points)),
+        opt(interval.map(|i| points(i.low))),
+        opt(interval.map(|i| points(i.high))),
+        c.mcnemar_p.to_string(),
+    ]
+}
