@@ -450,3 +450,96 @@ fn a_run_against_a_prediction_file() {
         "{err}"
     );
 }
+
+/// A record as a run writes it, with only what compare reads set.
+fn record(id: usize, db: &str, hardness: Option<&str>, status: &str, error: Option<&str>) -> Value {
+    serde_json::json!({
+        "id": id, "strategy": "s", "db_id": db, "question": format!("q{id}"), "gold": "SELECT 1",
+        "pred": "SELECT 1", "exec": if status == "correct" { Some(true) } else if status == "wrong" { Some(false) } else { None },
+        "exact": null, "hardness": hardness, "status": status, "error": error, "model_failure": null,
+        "tokens_in": 0, "tokens_out": 0, "latency_ms": 0.0, "calls": 0, "cost_usd": 0.0,
+        "cache_keys": [], "candidates": []
+    })
+}
+
+fn row(label: &str, records: &[Value]) -> spider_bench::report::rows::Row {
+    spider_bench::report::rows::Row {
+        label: label.into(),
+        strategy: "s".into(),
+        source: PathBuf::from(label),
+        questions: records.len(),
+        records: records
+            .iter()
+            .map(|r| serde_json::from_value(r.clone()).unwrap())
+            .collect(),
+    }
+}
+
+#[test]
+fn questions_one_side_did_not_score_are_listed_with_the_reason_never_dropped() {
+    use spider_bench::report::compare::{Filters, compare};
+    let e = Some("easy");
+    let a = row(
+        "a",
+        &[
+            record(0, "x", e, "correct", None),
+            record(1, "x", e, "wrong", None),
+            record(2, "x", e, "error", Some("no answer from the model: 503")),
+            record(3, "y", e, "skipped", Some("database y is missing")),
+            record(4, "x", None, "correct", None),
+        ],
+    );
+    let b = row(
+        "b",
+        &[
+            record(0, "x", e, "wrong", None),
+            record(1, "x", e, "correct", None),
+            record(2, "x", e, "correct", None),
+            record(3, "y", e, "skipped", Some("database y is missing")),
+            record(5, "x", Some("hard"), "correct", None),
+        ],
+    );
+    let c = compare(&a, &b, &Filters::default()).unwrap();
+    let ids = |d: &spider_bench::report::compare::Direction| d.questions.iter().map(|q| q.id).collect::<Vec<_>>();
+    assert_eq!((ids(&c.a_right_b_wrong), ids(&c.b_right_a_wrong)), (vec![0], vec![1]));
+    assert_eq!(
+        (c.shared, c.both_right, c.both_wrong, c.scored_by_neither),
+        (2, 0, 0, 1)
+    );
+    let one =
+        |l: &[spider_bench::report::compare::OneSided]| l.iter().map(|o| (o.id, o.other.clone())).collect::<Vec<_>>();
+    assert_eq!(one(&c.scored_by_a_only), [(4, "no record".to_string())]);
+    assert_eq!(
+        one(&c.scored_by_b_only),
+        [
+            (2, "error: no answer from the model: 503".to_string()),
+            (5, "no record".to_string())
+        ]
+    );
+    assert_eq!((c.a.records, c.a.scored, c.a.correct), (5, 3, 2));
+    // A hardness filter keeps no question without a hardness.
+    let easy = Filters {
+        hardness: vec![spider_bench::eval::exact::Hardness::Easy],
+        db: vec![],
+    };
+    let c = compare(&a, &b, &easy).unwrap();
+    assert!(c.scored_by_a_only.is_empty() && one(&c.scored_by_b_only).len() == 1);
+    // --limit 0: nothing shown, the counts whole.
+    let mut c = compare(&a, &b, &Filters::default()).unwrap();
+    c.truncate(0);
+    assert_eq!(
+        (
+            c.a_right_b_wrong.count,
+            c.a_right_b_wrong.left_out,
+            c.a_right_b_wrong.questions.len()
+        ),
+        (1, 1, 0)
+    );
+    // Two sides that place a question on different databases are not one split.
+    let other = row("other", &[record(0, "z", e, "correct", None)]);
+    let err = compare(&a, &other, &Filters::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("question 0 asks about database x in a but z in other") && err.contains("not on the same split"),
+        "{err}"
+    );
+}

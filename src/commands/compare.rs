@@ -31,7 +31,8 @@ Each side is one of:
 Two strategies of one run: DIR:zero-shot DIR:cot.
 Right means execution match (the table's EX). Questions only one side scored are listed apart.
 The first rows of each result are computed again from the data folder (--data), through the
-scoring sandbox; without the data folder they are shown as unavailable.
+scoring sandbox, for each query as written (official scoring also drops DISTINCT before it
+compares, unless --keep-distinct); without the data folder they are shown as unavailable.
 
 Examples:
   spider-bench compare results/runs/R:zero-shot results/runs/R:few-shot
