@@ -2,7 +2,7 @@
 //! arguments of each command are defined next to it, in the library.
 
 use clap::{Parser, Subcommand};
-use spider_bench::commands::{data_check, eval, models, retrieval, run};
+use spider_bench::commands::{compare, data_check, eval, models, retrieval, run};
 use spider_bench::dataset::fetch::FetchOptions;
 use std::process::ExitCode;
 
@@ -25,6 +25,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Print the comparison table of saved runs again.
     Report(run::ReportArgs),
+    /// Show the questions where two runs, strategies or prediction files disagree.
+    Compare(compare::CompareArgs),
     /// Score example selectors against the gold, without generating.
     Retrieval(retrieval::RetrievalArgs),
     /// Install or list model weights.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(&a),
         Command::Run(a) => run::run_command(&a),
         Command::Report(a) => run::report(&a),
+        Command::Compare(a) => compare::run(&a),
         Command::Strategies(a) => run::strategies(&a),
         Command::Retrieval(a) => retrieval::run(&a),
         Command::Models { command } => match command {

@@ -1,5 +1,6 @@
 //! The CLI subcommands, one module each; `src/main.rs` parses arguments and
 //! calls these.
+pub mod compare;
 pub mod data_check;
 pub mod eval;
 pub mod models;

@@ -1,7 +1,9 @@
 //! Renderings of the official summary ([`crate::eval::summary::Summary`]):
 //! the official layout as a terminal table, Markdown, CSV and JSON; and
-//! [`stats`], the statistics of comparison tables.
+//! [`stats`], the statistics of comparison tables; [`compare`], the
+//! questions on which two rows disagree.
 
+pub mod compare;
 pub mod preview;
 pub mod rows;
 pub mod stats;
