@@ -179,13 +179,14 @@ fn read_side(which: &str, operand: &str, args: &CompareArgs) -> Result<Side> {
     }
     let eval_args = EvalArgs {
         data: args.data.clone(),
-        pred: path.clone(),
+        pred: vec![path.to_string_lossy().to_string()],
         split: args.split,
         mode: args.mode,
         keep_distinct: args.keep_distinct,
         timeout_secs: args.timeout_secs,
         jobs: args.jobs,
         out: None,
+        table: crate::cli::defaults(),
         format: crate::table::Format::Table,
     };
     let result = evaluate(&eval_args).with_context(|| format!("side {which}: cannot score {}", path.display()))?;

@@ -36,6 +36,10 @@ pub struct TableArgs {
     /// Seed of the bootstrap: the same records and seed give the same table.
     #[arg(long, value_name = "SEED", default_value_t = 0)]
     pub bootstrap_seed: u64,
+    /// Score every row on the questions that all rows scored (a row that
+    /// stopped early no longer stands beside complete ones).
+    #[arg(long)]
+    pub common_questions: bool,
 }
 
 /// What `--cluster` groups questions by.
@@ -56,6 +60,13 @@ impl TableArgs {
 
     /// The comparison table of `rows`.
     pub fn table(&self, rows: &[crate::report::rows::Row]) -> anyhow::Result<crate::report::table::ComparisonTable> {
+        let common;
+        let rows = if self.common_questions {
+            common = crate::report::rows::on_common_questions(rows);
+            &common
+        } else {
+            rows
+        };
         crate::report::table::build(rows, self.baseline.as_deref(), &self.options())
     }
 }

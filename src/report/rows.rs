@@ -58,6 +58,29 @@ impl Row {
     }
 }
 
+/// The rows cut to the questions that every row scored: the records of
+/// other questions are left out, and so is each row's pending count.
+pub fn on_common_questions(rows: &[Row]) -> Vec<Row> {
+    let scored = |row: &Row| -> std::collections::BTreeSet<usize> {
+        row.records
+            .iter()
+            .filter(|r| r.status.is_scored())
+            .map(|r| r.id)
+            .collect()
+    };
+    let Some(first) = rows.first() else { return Vec::new() };
+    let common = rows.iter().skip(1).fold(scored(first), |acc, row| {
+        acc.intersection(&scored(row)).copied().collect()
+    });
+    rows.iter()
+        .map(|row| Row {
+            questions: common.len(),
+            records: row.records.iter().filter(|r| common.contains(&r.id)).cloned().collect(),
+            ..row.clone()
+        })
+        .collect()
+}
+
 /// A run folder as `report` reads it.
 #[derive(Debug, Clone)]
 pub struct LoadedRun {

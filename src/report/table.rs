@@ -145,7 +145,22 @@ fn grid_row(table: &ComparisonTable, i: usize) -> Vec<String> {
 }
 
 fn comparison_cell(c: Option<&Comparison>) -> String {
-    c.map(format_comparison).unwrap_or_else(|| "-".into())
+    match c {
+        None => "-".into(),
+        Some(c) if disagrees(c) => format!("{} ‡", format_comparison(c)),
+        Some(c) => format_comparison(c),
+    }
+}
+
+/// Whether the interval and the exact test tell different stories: one
+/// excludes no difference and the other does not reject it. With few
+/// discordant questions the percentile bootstrap is too narrow (4 against
+/// 0 of 24 gives an interval above 0, while the exact p is 0.125).
+pub fn disagrees(c: &Comparison) -> bool {
+    let interval = c.clustered.as_ref().map(|cl| cl.estimate.interval).or(c.bootstrap);
+    let Some(i) = interval else { return false };
+    let excludes_zero = i.low > 0.0 || i.high < 0.0;
+    excludes_zero != (c.mcnemar_p < 0.05)
 }
 
 /// The notes under the table: what the columns mean, the smallest
@@ -180,6 +195,18 @@ fn notes(table: &ComparisonTable) -> String {
             "† scored on other questions than the baseline ({baseline}): compared only on the questions both rows \
              scored (n= in the cell)."
         ));
+    }
+    let compared = table
+        .stats
+        .rows
+        .iter()
+        .flat_map(|r| [r.vs_previous.as_ref(), r.vs_baseline.as_ref()]);
+    if compared.flatten().any(disagrees) {
+        lines.push(
+            "‡ the interval and the exact test disagree (few discordant questions, where the interval is too \
+             narrow): go by the exact McNemar p."
+                .to_string(),
+        );
     }
     let errors: usize = table.rows.iter().map(|s| s.errors).sum();
     let missing: usize = table.rows.iter().map(|s| s.missing).sum();
@@ -331,4 +358,94 @@ fn csv_comparison(c: Option<&Comparison>) -> Vec<String> {
         opt(interval.map(|i| points(i.high))),
         c.mcnemar_p.to_string(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::record::RunRecord;
+
+    /// A row whose question `id` is right where `right(id)`, over `ids`.
+    fn row(label: &str, ids: std::ops::Range<usize>, right: impl Fn(usize) -> bool) -> Row {
+        let records: Vec<RunRecord> = ids
+            .map(|id| {
+                let ok = right(id);
+                serde_json::from_value(serde_json::json!({
+                    "id": id, "strategy": label, "db_id": format!("db{}", id % 4), "question": "q",
+                    "gold": "SELECT 1", "pred": "SELECT 1", "exec": ok, "exact": ok, "hardness": "easy",
+                    "status": if ok { "correct" } else { "wrong" }, "error": null, "model_failure": null,
+                    "tokens_in": 10, "tokens_out": 5, "latency_ms": 1.0, "calls": 1, "cost_usd": 0.0,
+                    "cache_keys": [], "candidates": []
+                }))
+                .unwrap()
+            })
+            .collect();
+        Row {
+            label: label.into(),
+            strategy: label.into(),
+            source: "run".into(),
+            questions: 24,
+            records,
+        }
+    }
+
+    #[test]
+    fn few_discordant_questions_flag_the_interval_against_the_exact_test() {
+        // 4 against 0 of 24 (the published decompose table): the bootstrap
+        // interval is above 0, the exact p is 0.125 (scipy binomtest(0, 4)).
+        let rows = [row("a", 0..24, |i| i < 5), row("b", 0..24, |i| i < 9)];
+        let table = build(&rows, None, &StatsOptions::default()).unwrap();
+        let c = table.stats.rows[1].vs_baseline.as_ref().unwrap();
+        assert_eq!((c.this_only, c.other_only), (4, 0));
+        assert!((c.mcnemar_p - 0.125).abs() < 1e-12);
+        assert!(disagrees(c));
+        let text = render(&table, Format::Markdown);
+        assert!(
+            text.contains("(4/0) ‡") && text.contains("go by the exact McNemar p"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_baseline_is_named_by_label_or_strategy_and_other_question_sets_are_marked() {
+        let rows = [
+            row("zero-shot", 0..24, |i| i % 2 == 0),
+            row("few-shot", 0..24, |i| i % 3 == 0),
+            row("cot", 0..12, |i| i % 2 == 0),
+        ];
+        let table = build(&rows, Some("few-shot"), &StatsOptions::default()).unwrap();
+        assert_eq!(table.stats.baseline, 1);
+        assert_eq!(table.other_questions, [false, false, true]);
+        let cot = table.stats.rows[2].vs_baseline.as_ref().unwrap();
+        assert_eq!((cot.shared, cot.unshared), (12, 12));
+        let text = render(&table, Format::Table);
+        assert!(text.contains("12 (+12 pending) †") && text.contains("n=12"), "{text}");
+        let err = build(&rows, Some("nope"), &StatsOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("zero-shot, few-shot, cot"), "{err}");
+    }
+
+    #[test]
+    fn csv_has_one_parsable_line_per_row_with_every_figure() {
+        let rows = [row("a, b", 0..24, |i| i < 12), row("c \"d\"", 0..24, |i| i < 18)];
+        let text = render(&build(&rows, None, &StatsOptions::default()).unwrap(), Format::Csv);
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let lines: Vec<::csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        let get = |line: usize, name: &str| lines[line][header.iter().position(|h| h == name).unwrap()].to_string();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (get(0, "strategy"), get(1, "strategy")),
+            ("a, b".into(), "c \"d\"".into())
+        );
+        assert_eq!(
+            (get(1, "base_this_only"), get(1, "base_other_only")),
+            ("6".into(), "0".into())
+        );
+        assert_eq!((get(1, "ex_pct"), get(1, "base_diff_pct")), ("75".into(), "25".into()));
+        // 6 against 0: exact two-sided p = 2 / 2^6 (scipy binomtest(0, 6)).
+        let p: f64 = get(1, "base_mcnemar_p").parse().unwrap();
+        assert!((p - 0.03125).abs() < 1e-12, "{p}");
+    }
 }
