@@ -132,14 +132,17 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
 }
 
 /// The rows of several run folders in one table: with more than one folder
-/// each label says which run it is from ("zero-shot (model, folder)").
+/// each label says which run it is from ("zero-shot (model, folder)"; the
+/// folder's path where two folders share a name).
 pub fn rows_of_runs(runs: &[LoadedRun]) -> Vec<Row> {
+    let short: Vec<String> = runs.iter().map(|r| run_label(r, false)).collect();
     let mut rows = Vec::new();
-    for run in runs {
+    for (i, run) in runs.iter().enumerate() {
+        let clash = short.iter().filter(|s| **s == short[i]).count() > 1;
         for row in &run.rows {
             let mut row = row.clone();
             if runs.len() > 1 {
-                row.label = format!("{} ({})", row.label, run_label(run));
+                row.label = format!("{} ({})", row.label, run_label(run, clash));
             }
             rows.push(row);
         }
@@ -147,14 +150,18 @@ pub fn rows_of_runs(runs: &[LoadedRun]) -> Vec<Row> {
     rows
 }
 
-/// "model, folder name": how a run is told apart from another in a table.
-pub fn run_label(run: &LoadedRun) -> String {
-    let name = run
-        .dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    format!("{}, {}", run.config.model.model, name)
+/// "model, folder name" (or the folder's path): how a run is told apart
+/// from another in a table.
+fn run_label(run: &LoadedRun, full_path: bool) -> String {
+    let name = if full_path {
+        run.dir.display().to_string()
+    } else {
+        run.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    format!("{}, {name}", run.config.model.model)
 }
 
 /// A row from `eval` records (a scored predictions file); `questions` are
