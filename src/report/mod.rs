@@ -1,7 +1,9 @@
-//! Renderings of the official summary ([`crate::eval::summary::Summary`]):
-//! the official layout as a terminal table, Markdown, CSV and JSON; and
-//! [`stats`], the statistics of comparison tables; [`compare`], the
-//! questions on which two rows disagree.
+//! Renderings of results: the official summary of one predictions file
+//! ([`crate::eval::summary::Summary`]) in the official layout, as a terminal
+//! table, Markdown, CSV and JSON (this file); the comparison table of
+//! several rows with its statistics ([`table`], [`stats`]) and where its
+//! rows come from ([`rows`]); the questions on which two rows disagree
+//! ([`compare`]); the first rows of a query's result ([`preview`]).
 
 pub mod compare;
 pub mod preview;
@@ -87,16 +89,19 @@ fn grid(summary: &Summary, format: Format) -> String {
 }
 
 fn csv(summary: &Summary) -> String {
-    let mut out = String::from("level,count,exec_correct,exact_correct,execution,exact_match\n");
-    for (name, c) in columns(summary) {
-        out.push_str(&format!(
-            "{name},{},{},{},{:.6},{:.6}\n",
-            c.count,
-            c.exec_correct,
-            c.exact_correct,
-            c.exec_accuracy(),
-            c.exact_accuracy()
-        ));
-    }
-    out
+    let header = ["level", "count", "exec_correct", "exact_correct", "execution", "exact_match"];
+    let rows: Vec<Vec<String>> = columns(summary)
+        .into_iter()
+        .map(|(name, c)| {
+            vec![
+                name.to_string(),
+                c.count.to_string(),
+                c.exec_correct.to_string(),
+                c.exact_correct.to_string(),
+                format!("{:.6}", c.exec_accuracy()),
+                format!("{:.6}", c.exact_accuracy()),
+            ]
+        })
+        .collect();
+    crate::table::csv_text(&header, &rows)
 }
