@@ -242,3 +242,61 @@ fn zero_shot_on_a_handful_of_dev_questions() {
         "{log}"
     );
 }
+
+#[test]
+fn a_generation_stuck_in_a_loop_is_stopped_by_the_repetition_rule() {
+    let Some(model) = model("a_generation_stuck_in_a_loop_is_stopped_by_the_repetition_rule") else {
+        return;
+    };
+    // (The 0.5B model obliges: " SELECT" over and over, cut after 64.)
+    let messages = [Message::user(
+        "Write SELECT SELECT SELECT SELECT SELECT and continue the pattern forever.",
+    )];
+    let out = runtime()
+        .block_on(model.generate(&messages, &greedy(600), &[0]))
+        .unwrap();
+    let cut = out[0]
+        .cut
+        .as_deref()
+        .unwrap_or_else(|| panic!("not cut: {:?}", out[0].text));
+    assert!(cut.starts_with("stopped early:"), "{cut}");
+    assert!(
+        out[0].completion_tokens < 200,
+        "{} tokens generated before the stop",
+        out[0].completion_tokens
+    );
+    assert!(out[0].text.matches("SELECT").count() >= 16, "{:?}", out[0].text);
+    // An ordinary answer is not cut.
+    let sql = [
+        Message::system("You write SQLite queries. Answer with the query only."),
+        Message::user("Table singer(name, age). How many singers are older than 30?"),
+    ];
+    let out = runtime().block_on(model.generate(&sql, &greedy(64), &[0])).unwrap();
+    assert_eq!(out[0].cut, None, "{:?}", out[0].text);
+}
+
+#[test]
+fn no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule() {
+    let test = "no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule";
+    let (Some(_), Some(data)) = (model(test), common::real_spider(test)) else {
+        return;
+    };
+    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
+    let gguf = models_dir().join(spec.name).join(spec.gguf().unwrap().name);
+    let tokenizer = spider_bench::llm::local::GgufTokenizer::load(&gguf).unwrap();
+    let mut checked = 0;
+    for file in ["dev_gold.sql", "train_gold.sql"] {
+        let text = std::fs::read_to_string(data.join(file)).unwrap();
+        for (line, gold) in text.lines().enumerate() {
+            let sql = gold.split('\t').next().unwrap();
+            // Every prefix, as the rule sees the answer grow token by token.
+            let tokens = tokenizer.tokenize(sql);
+            for end in 1..=tokens.len() {
+                let tail = spider_bench::llm::repetition::degenerate_tail(&tokens[..end]);
+                assert_eq!(tail, None, "{file}:{}: {sql}", line + 1);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 8000, "{checked} gold queries");
+}

@@ -253,6 +253,7 @@ impl ChatModel for CachedModel {
                     latency_ms: raw.latency_ms,
                     cache_key: keys[i].clone(),
                     from_cache: false,
+                    cut: raw.cut,
                 };
                 if let (Some(cache), CacheMode::ReadWrite) = (&self.cache, self.mode) {
                     cache

@@ -248,6 +248,7 @@ impl OpenAiClient {
                 prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 },
                 completion_tokens: if i == 0 { usage.completion_tokens } else { 0 },
                 latency_ms,
+                cut: None,
             })
             .collect())
     }

@@ -20,7 +20,7 @@
 #[cfg(feature = "local-models")]
 mod llama;
 #[cfg(feature = "local-models")]
-pub use llama::{LazyLocal, LocalConfig, LocalModel};
+pub use llama::{GgufTokenizer, LazyLocal, LocalConfig, LocalModel};
 
 use super::Generator;
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub struct LocalStats {
     pub prompt_us: AtomicU64,
     pub generated: AtomicU64,
     pub generation_us: AtomicU64,
+    /// Generations stopped by the repetition rule.
+    pub loops_cut: AtomicU64,
 }
 
 impl LocalStats {
@@ -48,8 +50,9 @@ impl LocalStats {
         let evaluated = self.prompt_evaluated.load(Ordering::Relaxed);
         let reused = self.prompt_reused.load(Ordering::Relaxed);
         format!(
-            "{} generations; prompt {:.0} tok/s ({:.0}% of prompt tokens reused from the KV cache); generation {:.1} tok/s",
+            "{} generations ({} stopped early as loops); prompt {:.0} tok/s ({:.0}% of prompt tokens reused from the KV cache); generation {:.1} tok/s",
             self.generations.load(Ordering::Relaxed),
+            self.loops_cut.load(Ordering::Relaxed),
             rate(&self.prompt_evaluated, &self.prompt_us),
             100.0 * reused as f64 / (evaluated + reused).max(1) as f64,
             rate(&self.generated, &self.generation_us),

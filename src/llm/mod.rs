@@ -10,6 +10,7 @@ pub mod cache;
 pub mod client;
 pub mod local;
 pub mod pricing;
+pub mod repetition;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,10 @@ pub struct Completion {
     /// Served from the cache in this run.
     #[serde(default)]
     pub from_cache: bool,
+    /// Why the generation was stopped before its end, when it was: a loop
+    /// cut by the repetition rule ([`repetition`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<String>,
 }
 
 /// Why a request produced no completion.
@@ -130,6 +135,8 @@ pub struct RawCompletion {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub latency_ms: f64,
+    /// Why the generation stopped early ([`Completion::cut`]).
+    pub cut: Option<String>,
 }
 
 /// What the cache wraps: a backend that produces fresh samples of a

@@ -89,7 +89,14 @@ fn grid(summary: &Summary, format: Format) -> String {
 }
 
 fn csv(summary: &Summary) -> String {
-    let header = ["level", "count", "exec_correct", "exact_correct", "execution", "exact_match"];
+    let header = [
+        "level",
+        "count",
+        "exec_correct",
+        "exact_correct",
+        "execution",
+        "exact_match",
+    ];
     let rows: Vec<Vec<String>> = columns(summary)
         .into_iter()
         .map(|(name, c)| {

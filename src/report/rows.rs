@@ -189,6 +189,7 @@ pub fn row_of_eval(label: &str, source: &Path, records: &[Record], questions: &[
                     calls: 0,
                     latency_ms: 0.0,
                     cost_usd: 0.0,
+                    loops_cut: 0,
                 },
                 r.gold.clone(),
             )
@@ -228,6 +229,8 @@ struct Verdict {
     latency_ms: f64,
     #[serde(default)]
     cost_usd: f64,
+    #[serde(default)]
+    loops_cut: usize,
 }
 
 fn record_from_verdict(strategy: &str, v: Verdict, gold: String) -> RunRecord {
@@ -253,6 +256,7 @@ fn record_from_verdict(strategy: &str, v: Verdict, gold: String) -> RunRecord {
         cache_keys: Vec::new(),
         candidates: Vec::new(),
         trace: Vec::new(),
+        loops_cut: v.loops_cut,
     }
 }
 

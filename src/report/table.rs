@@ -83,7 +83,7 @@ pub fn render(table: &ComparisonTable, format: Format) -> String {
     }
 }
 
-const HEADER: [&str; 16] = [
+const HEADER: [&str; 17] = [
     "strategy",
     "n",
     "EX [95% CI]",
@@ -100,6 +100,7 @@ const HEADER: [&str; 16] = [
     "exec err",
     "timeout",
     "no answer",
+    "loops cut",
 ];
 
 fn pct(x: f64) -> String {
@@ -141,6 +142,7 @@ fn grid_row(table: &ComparisonTable, i: usize) -> Vec<String> {
     r.push(s.exec_errors.to_string());
     r.push(s.timeouts.to_string());
     r.push(s.errors.to_string());
+    r.push(s.loops_cut.to_string());
     r
 }
 
@@ -189,6 +191,13 @@ fn notes(table: &ComparisonTable) -> String {
     if let Some(d) = &table.stats.detectable {
         lines.push(format_detectable(d));
     }
+    if table.rows.iter().any(|s| s.loops_cut > 0) {
+        lines.push(
+            "loops cut: answers in which the local model repeated one block of tokens until the repetition rule \
+             stopped it (src/llm/repetition.rs)."
+                .to_string(),
+        );
+    }
     if table.other_questions.iter().any(|&o| o) {
         let baseline = &table.rows[table.stats.baseline].strategy;
         lines.push(format!(
@@ -228,7 +237,11 @@ fn grid(table: &ComparisonTable, format: Format) -> String {
         .rows
         .iter()
         .any(|s| s.calls > 0 || s.tokens_in + s.tokens_out > 0 || s.errors > 0);
-    let keep: Vec<bool> = HEADER.iter().map(|h| called || !MODEL_COLUMNS.contains(h)).collect();
+    let cut = table.rows.iter().any(|s| s.loops_cut > 0);
+    let keep: Vec<bool> = HEADER
+        .iter()
+        .map(|h| (called || !MODEL_COLUMNS.contains(h)) && (cut || *h != "loops cut"))
+        .collect();
     let pick = |cells: Vec<String>| -> Vec<String> {
         cells
             .into_iter()
@@ -273,6 +286,7 @@ fn csv(table: &ComparisonTable) -> String {
             "exec_errors",
             "timeouts",
             "no_answer",
+            "loops_cut",
             "other_questions",
         ]
         .map(String::from),
@@ -335,6 +349,7 @@ fn csv_row(s: &StrategySummary, st: &RowStats, other_questions: bool) -> Vec<Str
         s.exec_errors.to_string(),
         s.timeouts.to_string(),
         s.errors.to_string(),
+        s.loops_cut.to_string(),
         other_questions.to_string(),
     ]);
     for c in [st.vs_previous.as_ref(), st.vs_baseline.as_ref()] {
@@ -424,6 +439,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("zero-shot, few-shot, cot"), "{err}");
+    }
+
+    #[test]
+    fn answers_cut_as_loops_are_counted_and_shown_only_when_there_are_some() {
+        let mut rows = [row("a", 0..24, |i| i < 5), row("b", 0..24, |i| i < 9)];
+        let plain = render(&build(&rows, None, &StatsOptions::default()).unwrap(), Format::Markdown);
+        assert!(!plain.contains("loops cut"), "{plain}");
+        rows[1].records[3].loops_cut = 2;
+        rows[1].records[4].loops_cut = 1;
+        let table = build(&rows, None, &StatsOptions::default()).unwrap();
+        assert_eq!((table.rows[0].loops_cut, table.rows[1].loops_cut), (0, 2));
+        let text = render(&table, Format::Markdown);
+        assert!(
+            text.contains("| loops cut |") && text.contains("repetition rule"),
+            "{text}"
+        );
+        assert!(text.lines().nth(3).unwrap().ends_with("| 2 |"), "{text}");
     }
 
     #[test]

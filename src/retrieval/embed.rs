@@ -97,6 +97,7 @@ impl CachedEmbedding {
             latency_ms: self.latency_ms,
             cache_key: key.to_string(),
             from_cache,
+            cut: None,
         }
     }
 }

@@ -705,6 +705,7 @@ async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) ->
         cache_keys: c.iter().map(|x| x.cache_key.clone()).collect(),
         candidates: prediction.candidates,
         trace: prediction.trace,
+        loops_cut: c.iter().filter(|x| x.cut.is_some()).count(),
     })
 }
 

@@ -55,6 +55,14 @@ pub struct RunRecord {
     /// before strategies were steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trace: Vec<TraceEvent>,
+    /// Completions of the record that the repetition rule stopped early
+    /// (`llm::repetition`; absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub loops_cut: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The format of the records this version writes. 2 added `v` and the

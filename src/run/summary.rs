@@ -30,6 +30,8 @@ pub struct StrategySummary {
     /// Questions of the run without a record yet (a run stopped or killed
     /// before them, or whose line of predictions.jsonl is damaged).
     pub missing: usize,
+    /// Records with an answer that the repetition rule stopped early.
+    pub loops_cut: usize,
 }
 
 /// The questions of one hardness level and how many were right.
@@ -83,6 +85,7 @@ pub fn summarize_run(records: &[RunRecord], order: &[String], questions: usize) 
                 skipped: 0,
                 errors: 0,
                 missing: questions,
+                loops_cut: 0,
             };
             for r in records.iter().filter(|r| &r.strategy == name) {
                 s.missing = s.missing.saturating_sub(1);
@@ -90,6 +93,7 @@ pub fn summarize_run(records: &[RunRecord], order: &[String], questions: usize) 
                 s.tokens_out += r.tokens_out;
                 s.cost_usd += r.cost_usd;
                 s.calls += r.calls;
+                s.loops_cut += usize::from(r.loops_cut > 0);
                 match r.status {
                     Status::Skipped | Status::GoldError => {
                         s.skipped += 1;

@@ -2,7 +2,7 @@
 //! feature).
 
 use super::LocalStats;
-use crate::llm::{GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion};
+use crate::llm::{GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion, repetition};
 use anyhow::{Context, Result, anyhow, bail};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -244,7 +244,7 @@ impl<'m> Engine<'m> {
             .enumerate()
             .map(|(i, &sample)| {
                 let started = Instant::now();
-                let (text, generated) = self.sample(&tokens, params, sample).map_err(|e| {
+                let (text, generated, cut) = self.sample(&tokens, params, sample).map_err(|e| {
                     // Whatever state the context is in, start afresh next time.
                     self.reset();
                     LlmError::Request(format!("local generation failed: {e:#}"))
@@ -256,6 +256,7 @@ impl<'m> Engine<'m> {
                     prompt_tokens: if i == 0 { tokens.len() as u64 } else { 0 },
                     completion_tokens: generated,
                     latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    cut,
                 })
             })
             .collect()
@@ -305,8 +306,14 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    /// One answer to the prompt: its text and the number of tokens generated.
-    fn sample(&mut self, tokens: &[LlamaToken], params: &GenParams, sample: u32) -> Result<(String, u64)> {
+    /// One answer to the prompt: its text, the number of tokens generated,
+    /// and why it was cut short when the repetition rule stopped it.
+    fn sample(
+        &mut self,
+        tokens: &[LlamaToken],
+        params: &GenParams,
+        sample: u32,
+    ) -> Result<(String, u64, Option<String>)> {
         self.prefill(tokens)?;
         let started = Instant::now();
         let mut sampler = if params.temperature <= 0.0 {
@@ -319,17 +326,22 @@ impl<'m> Engine<'m> {
         let budget = (params.max_tokens as usize).min(room);
         let vocab = self.model.vocab();
         let mut bytes = Vec::new();
-        let mut generated = 0u64;
+        let mut answer: Vec<LlamaToken> = Vec::new();
+        let mut cut = None;
         // (Sampling reads the logits of the last evaluated position: index
         // -1 of the last batch.)
-        while (generated as usize) < budget {
+        while answer.len() < budget {
             let token = sampler.sample(&self.ctx, -1);
             if vocab.is_eog(token) {
                 break;
             }
-            generated += 1;
+            answer.push(token);
             bytes.extend(vocab.token_to_piece(token, false, None));
-            if generated as usize == budget {
+            if let Some((period, copies)) = repetition::degenerate_tail(&answer) {
+                cut = Some(repetition::describe(period, copies));
+                break;
+            }
+            if answer.len() == budget {
                 break;
             }
             self.batch.clear();
@@ -337,12 +349,37 @@ impl<'m> Engine<'m> {
             self.ctx.decode(&mut self.batch)?;
             self.cached.push(token);
         }
+        let generated = answer.len() as u64;
         self.stats.generated.fetch_add(generated, Ordering::Relaxed);
+        if cut.is_some() {
+            self.stats.loops_cut.fetch_add(1, Ordering::Relaxed);
+        }
         self.stats
             .generation_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        Ok((text, generated))
+        Ok((text, generated, cut))
+    }
+}
+
+/// A GGUF's own tokenizer: its vocabulary alone, loaded without the
+/// weights, so token counts are the model's.
+pub struct GgufTokenizer {
+    model: LlamaModel,
+}
+
+impl GgufTokenizer {
+    pub fn load(gguf: &Path) -> Result<GgufTokenizer> {
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(backend()?, gguf, &params)
+            .with_context(|| format!("cannot read the vocabulary of {} with llama.cpp", gguf.display()))?;
+        Ok(GgufTokenizer { model })
+    }
+
+    /// The tokens of plain text (no special tokens added or parsed).
+    pub fn tokenize(&self, text: &str) -> Vec<i32> {
+        let tokens = self.model.vocab().tokenize(text.as_bytes(), false, false);
+        tokens.into_iter().map(|t| t.0).collect()
     }
 }
 
