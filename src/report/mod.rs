@@ -1,7 +1,8 @@
 //! Renderings of the official summary ([`crate::eval::summary::Summary`]):
 //! the official layout as a terminal table, Markdown, CSV and JSON; and
-//! [`stats`], the statistics of comparison tables.
+//! [`stats`], the statistics of comparison tables; [`html`], the HTML report.
 
+pub mod html;
 pub mod preview;
 pub mod rows;
 pub mod stats;
