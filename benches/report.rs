@@ -44,14 +44,20 @@ fn record(r: usize, q: usize) -> RunRecord {
     );
     let pred = (status != Status::Empty).then(|| match status {
         Status::Correct => gold.clone(),
-        _ => format!("SELECT T1.name FROM table_{q} AS T1 WHERE T1.value > {} ORDER BY T1.name", h % 97),
+        _ => format!(
+            "SELECT T1.name FROM table_{q} AS T1 WHERE T1.value > {} ORDER BY T1.name",
+            h % 97
+        ),
     });
     RunRecord {
         v: RECORD_FORMAT,
         id: q,
         strategy: format!("strategy-{r}"),
         db_id: format!("db{}", q % 20),
-        question: format!("What are the names of the things in table {q} with more than {} others, by count?", q % 50),
+        question: format!(
+            "What are the names of the things in table {q} with more than {} others, by count?",
+            q % 50
+        ),
         gold,
         pred: pred.clone(),
         exec: Some(status == Status::Correct),
@@ -100,7 +106,13 @@ fn rows() -> Vec<Row> {
 fn previews(rows: &[Row]) -> Previews {
     let result = |q: usize| ResultPreview {
         rows: (0..5)
-            .map(|i| vec![serde_json::json!(format!("name {q}-{i}")), serde_json::json!(i * 7), serde_json::json!(1.5)])
+            .map(|i| {
+                vec![
+                    serde_json::json!(format!("name {q}-{i}")),
+                    serde_json::json!(i * 7),
+                    serde_json::json!(1.5),
+                ]
+            })
             .collect(),
         total: 12,
         error: None,
@@ -143,5 +155,8 @@ fn main() {
             page.len() as f64 / 1e6
         );
     }
-    assert!(worst < 1.0, "the statistics and the page took {worst:.3} s: over a second");
+    assert!(
+        worst < 1.0,
+        "the statistics and the page took {worst:.3} s: over a second"
+    );
 }

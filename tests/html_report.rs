@@ -247,7 +247,10 @@ fn the_report_page_works_in_a_headless_browser() {
         assert!(svg_text.as_str().unwrap().contains(s), "{svg_text}");
     }
     // The tables: one row per strategy.
-    assert_eq!(eval(&tab, "document.querySelectorAll('#comparison tbody tr').length"), 3);
+    assert_eq!(
+        eval(&tab, "document.querySelectorAll('#comparison tbody tr').length"),
+        3
+    );
     assert_eq!(eval(&tab, "document.querySelectorAll('#failures tbody tr').length"), 3);
     assert!(
         eval(&tab, "document.getElementById('detectable').textContent")
@@ -287,7 +290,10 @@ fn the_report_page_works_in_a_headless_browser() {
     assert!(text.as_str().unwrap().contains(SCRIPT_INJECTION), "{text}");
     assert!(text.as_str().unwrap().contains(IMG_INJECTION), "{text}");
     assert_eq!(
-        eval(&tab, "document.querySelectorAll('#questions img, #questions script').length"),
+        eval(
+            &tab,
+            "document.querySelectorAll('#questions img, #questions script').length"
+        ),
         0
     );
     assert_eq!(set_filter(&tab, "f-q", "ORDER BY age DESC", "input"), 1);

@@ -295,7 +295,10 @@ fn ladder_svg(input: &HtmlInput) -> String {
     let mut svg = String::new();
     let drawn = draw_ladder(&mut svg, (width, height), label_width, rows);
     if let Err(e) = drawn {
-        return format!("<p class=\"error\">The chart could not be drawn: {}</p>", escape(&e.to_string()));
+        return format!(
+            "<p class=\"error\">The chart could not be drawn: {}</p>",
+            escape(&e.to_string())
+        );
     }
     svg
 }
@@ -397,7 +400,11 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
             escape(&cell(row_stats.and_then(|r| r.vs_baseline.as_ref()))),
         );
         for h in Hardness::ALL {
-            let _ = write!(page, "<td>{}</td>", s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into()));
+            let _ = write!(
+                page,
+                "<td>{}</td>",
+                s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into())
+            );
         }
         let _ = write!(
             page,
@@ -412,9 +419,11 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
             s.errors,
         );
     }
-    page.push_str("</tbody>\n</table></div>\n<p class=\"note\">EX: execution accuracy (%), by hardness; EM: exact-set match (%). \
+    page.push_str(
+        "</tbody>\n</table></div>\n<p class=\"note\">EX: execution accuracy (%), by hardness; EM: exact-set match (%). \
         vs previous, vs baseline: the difference in points with its 95% interval, the exact McNemar p-value and \
-        (right only in this row / right only in the other); no answer: endpoint errors (not scored).");
+        (right only in this row / right only in the other); no answer: endpoint errors (not scored).",
+    );
     if any_partial {
         page.push_str(
             " &#8224; this row scored other questions than the row it is compared with: the comparison uses \
@@ -423,7 +432,11 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
     }
     page.push_str("</p>\n");
     if let Some(d) = &stats.detectable {
-        let _ = writeln!(page, "<p class=\"note\" id=\"detectable\">{}</p>", escape(&format_detectable(d)));
+        let _ = writeln!(
+            page,
+            "<p class=\"note\" id=\"detectable\">{}</p>",
+            escape(&format_detectable(d))
+        );
     }
     let errors: usize = input.summaries.iter().map(|s| s.errors).sum();
     let missing: usize = input.summaries.iter().map(|s| s.missing).sum();
@@ -499,7 +512,29 @@ struct PageData<'a> {
     /// Whether result previews were computed.
     previews: bool,
     page_size: usize,
+    /// Each distinct result preview once: the same SQL on the same
+    /// database (a right answer that is the gold, a repeated answer) has
+    /// one result. Questions and answers give their index here.
+    results: Vec<&'a ResultPreview>,
     questions: Vec<QuestionData<'a>>,
+}
+
+/// The distinct results of [`PageData::results`], by (database, SQL).
+#[derive(Default)]
+struct Results<'a> {
+    list: Vec<&'a ResultPreview>,
+    index: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Results<'a> {
+    fn intern(&mut self, db: &'a str, sql: &'a str, preview: Option<&'a ResultPreview>) -> Option<usize> {
+        let preview = preview?;
+        let list = &mut self.list;
+        Some(*self.index.entry((db, sql)).or_insert_with(|| {
+            list.push(preview);
+            list.len() - 1
+        }))
+    }
 }
 
 #[derive(Serialize)]
@@ -511,8 +546,9 @@ struct QuestionData<'a> {
     h: Option<&'static str>,
     q: &'a str,
     gold: &'a str,
+    /// The gold's result (index in `results`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    gp: Option<&'a ResultPreview>,
+    gp: Option<usize>,
     /// One per row: its answer, or null where the row has no record.
     a: Vec<Option<AnswerData<'a>>>,
 }
@@ -528,8 +564,9 @@ struct AnswerData<'a> {
     e: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     em: Option<bool>,
+    /// The answer's result (index in `results`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    p: Option<&'a ResultPreview>,
+    p: Option<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     t: Vec<TraceData<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -581,6 +618,7 @@ fn page_data<'a>(input: &HtmlInput<'a>) -> PageData<'a> {
     dbs.dedup();
     let db_index: HashMap<&str, usize> = dbs.iter().enumerate().map(|(i, d)| (*d, i)).collect();
     let previews = input.previews;
+    let results = std::cell::RefCell::new(Results::default());
     let questions = firsts
         .iter()
         .map(|(&id, first)| {
@@ -593,9 +631,11 @@ fn page_data<'a>(input: &HtmlInput<'a>) -> PageData<'a> {
                         sql: r.pred.as_deref(),
                         e: r.error.as_deref().or(r.model_failure.as_deref()),
                         em: r.exact,
-                        p: previews.and_then(|p| p.predicted.get(&(i, id))),
-                        t: r
-                            .trace
+                        p: r.pred.as_deref().and_then(|sql| {
+                            let preview = previews.and_then(|p| p.predicted.get(&(i, id)));
+                            results.borrow_mut().intern(&r.db_id, sql, preview)
+                        }),
+                        t: r.trace
                             .iter()
                             .map(|t| TraceData {
                                 step: &t.step,
@@ -616,7 +656,9 @@ fn page_data<'a>(input: &HtmlInput<'a>) -> PageData<'a> {
                 h: hardness.map(Hardness::as_str),
                 q: &first.question,
                 gold: &first.gold,
-                gp: previews.and_then(|p| p.gold.get(&id)),
+                gp: results
+                    .borrow_mut()
+                    .intern(&first.db_id, &first.gold, previews.and_then(|p| p.gold.get(&id))),
                 a: answers,
             }
         })
@@ -626,6 +668,7 @@ fn page_data<'a>(input: &HtmlInput<'a>) -> PageData<'a> {
         dbs,
         previews: previews.is_some(),
         page_size: PAGE_SIZE,
+        results: results.into_inner().list,
         questions,
     }
 }
@@ -784,10 +827,11 @@ const SCRIPT: &str = r##"
     return true;
   }
 
-  function previewTable(p) {
+  function result(i) { return i === undefined ? null : D.results[i]; }
+  function previewTable(p, error) {
     if (!D.previews) return null;
     if (!p) return null;
-    if (p.error) return el("div", "err", "result: " + p.error);
+    if (p.error) return p.error === error ? null : el("div", "err", "result: " + p.error);
     var t = el("table", "rows");
     var shown = p.rows.length;
     t.appendChild(el("caption", null, shown < p.total ? "first " + shown + " of " + p.total + " rows" : p.total + (p.total === 1 ? " row" : " rows")));
@@ -846,7 +890,7 @@ const SCRIPT: &str = r##"
     b.appendChild(h);
     b.appendChild(el("pre", "sql", sql === null || sql === undefined || sql === "" ? "(no SQL)" : sql));
     if (error) b.appendChild(el("div", "err", error));
-    var t = previewTable(preview);
+    var t = previewTable(preview, error);
     if (t) b.appendChild(t);
     return b;
   }
@@ -860,11 +904,11 @@ const SCRIPT: &str = r##"
     h.appendChild(el("span", "tag", q.h || "no hardness"));
     c.appendChild(h);
     var g = el("div", "answers");
-    g.appendChild(box("gold", "gold", null, q.gold || "(no gold in the records)", null, q.gp));
+    g.appendChild(box("gold", "gold", null, q.gold || "(no gold in the records)", null, result(q.gp)));
     q.a.forEach(function (a, i) {
       var cls = i === si ? "chosen" : "";
       if (!a) { g.appendChild(box(D.rows[i], cls, "missing", null, "no record for this question", null)); return; }
-      var b = box(D.rows[i], cls, a.s, a.sql, a.e, a.p);
+      var b = box(D.rows[i], cls, a.s, a.sql, a.e, result(a.p));
       if (a.em !== undefined) b.appendChild(el("div", "note", "exact-set match: " + (a.em ? "yes" : "no")));
       var t = trace(a);
       if (t) b.appendChild(t);
@@ -931,7 +975,10 @@ mod tests {
     fn script_json_cannot_close_the_script_element() {
         let sql = "SELECT '</script><script>window.pwned=1</script>' <!-- & \u{2028}";
         let json = script_json(&serde_json::json!({ "sql": sql }));
-        assert!(!json.contains('<') && !json.contains('>') && !json.contains('&'), "{json}");
+        assert!(
+            !json.contains('<') && !json.contains('>') && !json.contains('&'),
+            "{json}"
+        );
         assert!(!json.contains('\u{2028}'));
         // The same string to a JSON parser.
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -944,7 +991,10 @@ mod tests {
         assert_eq!(exec_error_kind("no such table: nowhere"), Category::NoSuchTable);
         assert_eq!(exec_error_kind("near \"FORM\": syntax error"), Category::SyntaxError);
         assert_eq!(exec_error_kind("incomplete input"), Category::SyntaxError);
-        assert_eq!(exec_error_kind("not a single read-only statement"), Category::OtherExecError);
+        assert_eq!(
+            exec_error_kind("not a single read-only statement"),
+            Category::OtherExecError
+        );
     }
 
     fn record(id: usize, label: &str, status: Status, pred: Option<&str>, error: Option<&str>) -> RunRecord {
