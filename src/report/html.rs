@@ -406,9 +406,9 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
                 s.level_accuracy(h).map(pct).unwrap_or_else(|| "-".into())
             );
         }
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<td>{}</td><td>{:.0}</td><td>{:.5}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<td>{}</td><td>{:.0}</td><td>{:.5}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             pct(s.exact_accuracy()),
             s.per_question((s.tokens_in + s.tokens_out) as f64),
             s.per_question(s.cost_usd),
