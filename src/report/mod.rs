@@ -3,9 +3,11 @@
 //! table, Markdown, CSV and JSON (this file); the comparison table of
 //! several rows with its statistics ([`table`], [`stats`]) and where its
 //! rows come from ([`rows`]); the questions on which two rows disagree
-//! ([`compare`]); the first rows of a query's result ([`preview`]).
+//! ([`compare`]); the self-contained HTML report ([`html`]); the first rows
+//! of a query's result ([`preview`]).
 
 pub mod compare;
+pub mod html;
 pub mod preview;
 pub mod rows;
 pub mod stats;
