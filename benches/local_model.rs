@@ -61,6 +61,7 @@ impl ChatModel for Recorder {
                 latency_ms: 0.0,
                 cache_key: String::new(),
                 from_cache: false,
+                cut: None,
             };
             req.n as usize
         ])
@@ -234,6 +235,7 @@ impl Generator for Reference {
             prompt_tokens: answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
             completion_tokens: answer["usage"]["completion_tokens"].as_u64().unwrap_or(0),
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            cut: None,
         }])
     }
     fn identity(&self) -> ModelIdentity {

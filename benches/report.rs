@@ -89,6 +89,7 @@ fn record(r: usize, q: usize) -> RunRecord {
                 error: None,
             })
             .collect(),
+        loops_cut: 0,
     }
 }
 

@@ -283,4 +283,13 @@ fn report_of_two_runs_labels_rows_by_run_and_exports_them_intact() {
     let summary = std::fs::read_to_string(dir.join("r1/run/summary.md")).unwrap();
     let report = stdout_of(&spider_bench(&["report", &dirs[0], "--format", "markdown"]));
     assert_eq!(summary, report, "summary.md is the table `report` prints");
+
+    // --html writes the page (tests/html_report.rs opens one in Chromium).
+    let html = dir.join("html");
+    let data = mini_spider().display().to_string();
+    let out = spider_bench(&["report", &dirs[0], "--html", html.to_str().unwrap(), "--data", &data]);
+    stdout_of(&out);
+    let page = std::fs::read_to_string(html.join("index.html")).unwrap();
+    assert!(page.contains("<svg") && page.contains("zero-shot") && page.contains("cot"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTML report:"));
 }

@@ -8,7 +8,7 @@ use crate::dataset::{Spider, Split, resolve_data_dir};
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Mode;
 use crate::exec::sandbox::DEFAULT_TIMEOUT_SECS;
-use crate::report::compare::{Filters, attach_previews, compare, fill_from_split, render_terminal};
+use crate::report::compare::{Filters, attach_previews, compare, render_terminal};
 use crate::report::preview::DEFAULT_PREVIEW_ROWS;
 use crate::report::rows::{Row, load_run, row_of_eval};
 use anyhow::{Context, Result, bail};
@@ -87,13 +87,6 @@ fn parse_hardness(s: &str) -> Result<Hardness, String> {
         .ok_or_else(|| format!("unknown hardness {s:?}: use easy, medium, hard or extra"))
 }
 
-/// A split as a run's config.json names it.
-fn split_named(name: &str) -> Option<Split> {
-    [Split::Dev, Split::Train, Split::TrainOthers]
-        .into_iter()
-        .find(|s| s.name() == name)
-}
-
 /// One side, read.
 struct Side {
     row: Row,
@@ -156,7 +149,7 @@ fn read_side(which: &str, operand: &str, args: &CompareArgs) -> Result<Side> {
             ),
         };
         row.label = format!("{} ({folder})", row.strategy);
-        let split = split_named(&run.config.split).with_context(|| {
+        let split = Split::from_name(&run.config.split).with_context(|| {
             format!(
                 "side {which}: {} names an unknown split {:?}",
                 path.display(),
@@ -240,7 +233,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         match spider.as_ref().map(|s| s.load_split(a.split)) {
             Ok(Ok(examples)) => {
                 for side in [&mut a, &mut b].into_iter().filter(|s| s.incomplete) {
-                    fill_from_split(&mut side.row, &examples);
+                    side.row.fill_from_split(&examples);
                 }
             }
             Ok(Err(e)) => eprintln!("warning: cannot read the questions of published verdicts: {e:#}"),

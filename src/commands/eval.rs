@@ -152,7 +152,7 @@ pub fn run(opts: &EvalArgs) -> Result<()> {
     if opts.out.is_some() {
         bail!("--out writes the records of one predictions file; give one --pred with it, or none");
     }
-    let table = opts.table.table(&pred_rows(opts, &preds)?)?;
+    let (_, table) = opts.table.table(pred_rows(opts, &preds)?)?;
     print!("{}", crate::report::table::render(&table, opts.format));
     Ok(())
 }

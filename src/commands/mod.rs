@@ -58,15 +58,18 @@ impl TableArgs {
         }
     }
 
-    /// The comparison table of `rows`.
-    pub fn table(&self, rows: &[crate::report::rows::Row]) -> anyhow::Result<crate::report::table::ComparisonTable> {
-        let common;
+    /// The rows as the table compares them (all their questions, or with
+    /// `--common-questions` those every row scored), and their table.
+    pub fn table(
+        &self,
+        rows: Vec<crate::report::rows::Row>,
+    ) -> anyhow::Result<(Vec<crate::report::rows::Row>, crate::report::table::ComparisonTable)> {
         let rows = if self.common_questions {
-            common = crate::report::rows::on_common_questions(rows);
-            &common
+            crate::report::rows::on_common_questions(&rows)
         } else {
             rows
         };
-        crate::report::table::build(rows, self.baseline.as_deref(), &self.options())
+        let table = crate::report::table::build(&rows, self.baseline.as_deref(), &self.options())?;
+        Ok((rows, table))
     }
 }

@@ -27,6 +27,18 @@ pub struct ReportArgs {
     pub dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub table: TableArgs,
+    /// Also write a self-contained HTML report, DIR/index.html: the ladder
+    /// chart with intervals, the table, failures per rung and a browser of
+    /// every question with each strategy's answer.
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
+    /// Spider data folder, for the result rows of the HTML report (default:
+    /// $SPIDER_DATA, else spider_data/; without it the page has none).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Result rows shown per query in the HTML report.
+    #[arg(long, value_name = "N", default_value_t = crate::report::preview::DEFAULT_PREVIEW_ROWS)]
+    pub preview_rows: usize,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
@@ -42,7 +54,7 @@ pub struct StrategiesArgs {
 /// model, ends with an error that says how to finish it.
 pub fn run_command(args: &RunArgs) -> Result<()> {
     let outcome = run(&args.options)?;
-    let table = args.table.table(&load_run(&outcome.dir)?.rows)?;
+    let (_, table) = args.table.table(load_run(&outcome.dir)?.rows)?;
     write_summary(&outcome.dir, &table)?;
     print!("{}", render(&table, args.format));
     let calls = if outcome.local_stats.is_some() {
@@ -102,8 +114,68 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         }
         runs.push(run);
     }
-    let table = args.table.table(&rows_of_runs(&runs))?;
+    let (rows, table) = args.table.table(rows_of_runs(&runs))?;
     print!("{}", render(&table, args.format));
+    if let Some(dir) = &args.html {
+        let page = write_html(dir, &runs, &rows, &table, args)?;
+        eprintln!("HTML report: {}", page.display());
+    }
+    Ok(())
+}
+
+/// The HTML report of `report --html DIR`, with result rows when the data
+/// folder is there.
+fn write_html(
+    dir: &Path,
+    runs: &[crate::report::rows::LoadedRun],
+    rows: &[crate::report::rows::Row],
+    table: &ComparisonTable,
+    args: &ReportArgs,
+) -> Result<PathBuf> {
+    use crate::report::html;
+    let data = crate::dataset::resolve_data_dir(args.data.as_deref());
+    let mut rows = rows.to_vec();
+    let previews = match crate::dataset::Spider::open(&data) {
+        Ok(spider) => {
+            fill_questions(&spider, runs, &mut rows)?;
+            Some(html::compute_previews(&spider, &rows, args.preview_rows))
+        }
+        Err(e) => {
+            eprintln!("note: the HTML report has no result rows: {e:#}");
+            None
+        }
+    };
+    let names: Vec<String> = runs.iter().map(|r| r.dir.display().to_string()).collect();
+    let input = html::HtmlInput {
+        title: format!("spider-bench: {}", names.join(", ")),
+        rows: &rows,
+        summaries: &table.rows,
+        stats: &table.stats,
+        previews: previews.as_ref(),
+    };
+    html::write(dir, &input)
+}
+
+/// The questions and gold of published verdicts, which carry neither,
+/// from each run's split.
+fn fill_questions(
+    spider: &crate::dataset::Spider,
+    runs: &[crate::report::rows::LoadedRun],
+    rows: &mut [crate::report::rows::Row],
+) -> Result<()> {
+    for run in runs {
+        let Some(split) = crate::dataset::Split::from_name(&run.config.split) else {
+            continue;
+        };
+        let mine: Vec<&mut crate::report::rows::Row> = rows.iter_mut().filter(|r| r.source == run.dir).collect();
+        if mine.iter().all(|r| r.records.iter().all(|x| !x.question.is_empty())) {
+            continue;
+        }
+        let examples = spider.load_split(split)?;
+        for row in mine {
+            row.fill_from_split(&examples);
+        }
+    }
     Ok(())
 }
 

@@ -43,6 +43,13 @@ pub enum Split {
 }
 
 impl Split {
+    /// The split that [`Split::name`] names ("dev", "train", "train_others").
+    pub fn from_name(name: &str) -> Option<Split> {
+        [Split::Dev, Split::Train, Split::TrainOthers]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
     pub fn file_name(self) -> &'static str {
         match self {
             Split::Dev => "dev.json",

@@ -15,7 +15,7 @@
 use super::preview::{ResultPreview, preview};
 use super::rows::Row;
 use super::stats::{format_p, mcnemar_exact_p};
-use crate::dataset::{Example, Spider};
+use crate::dataset::Spider;
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
 use crate::run::record::RunRecord;
@@ -330,22 +330,6 @@ impl Comparison {
             .questions
             .iter()
             .chain(&self.b_right_a_wrong.questions)
-    }
-}
-
-/// Fills the question text and gold SQL of `row`'s records that lack them
-/// (published verdicts carry neither) from the split's examples.
-pub fn fill_from_split(row: &mut Row, examples: &[Example]) {
-    for r in &mut row.records {
-        let Some(e) = examples.get(r.id).filter(|e| e.db_id == r.db_id) else {
-            continue;
-        };
-        if r.question.is_empty() {
-            r.question = e.question.clone();
-        }
-        if r.gold.is_empty() {
-            r.gold = e.gold.clone();
-        }
     }
 }
 

@@ -388,7 +388,11 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
             0 => s.count.to_string(),
             pending => format!("{} (+{pending} pending)", s.count),
         };
-        let cell = |c: Option<&Comparison>| c.map(format_comparison).unwrap_or_else(|| "-".into());
+        let cell = |c: Option<&Comparison>| match c {
+            None => "-".to_string(),
+            Some(c) if super::table::disagrees(c) => format!("{} \u{2021}", format_comparison(c)),
+            Some(c) => format_comparison(c),
+        };
         let ex = row_stats.map(format_accuracy).unwrap_or_else(|| pct(s.exec_accuracy()));
         let _ = write!(
             page,
@@ -428,6 +432,16 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
         page.push_str(
             " &#8224; this row scored other questions than the row it is compared with: the comparison uses \
              the questions both scored (its n is given).",
+        );
+    }
+    let compared = stats
+        .rows
+        .iter()
+        .flat_map(|r| [r.vs_previous.as_ref(), r.vs_baseline.as_ref()]);
+    if compared.flatten().any(super::table::disagrees) {
+        page.push_str(
+            " &#8225; the interval and the exact test disagree (few discordant questions, where the interval is \
+             too narrow): go by the exact McNemar p.",
         );
     }
     page.push_str("</p>\n");
@@ -1020,6 +1034,7 @@ mod tests {
             cache_keys: Vec::new(),
             candidates: Vec::new(),
             trace: Vec::new(),
+            loops_cut: 0,
         }
     }
 

@@ -52,6 +52,22 @@ impl Row {
         row
     }
 
+    /// Fills the question text and gold SQL of the records that lack them
+    /// (published verdicts carry neither) from the split's examples.
+    pub fn fill_from_split(&mut self, examples: &[crate::dataset::Example]) {
+        for r in &mut self.records {
+            let Some(e) = examples.get(r.id).filter(|e| e.db_id == r.db_id) else {
+                continue;
+            };
+            if r.question.is_empty() {
+                r.question = e.question.clone();
+            }
+            if r.gold.is_empty() {
+                r.gold = e.gold.clone();
+            }
+        }
+    }
+
     /// The record of question `id`, if the row has one.
     pub fn record(&self, id: usize) -> Option<&RunRecord> {
         self.records.iter().find(|r| r.id == id)
