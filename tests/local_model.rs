@@ -18,13 +18,20 @@ use std::sync::{Arc, OnceLock};
 /// The installed default model, loaded anew (tests run in parallel: a test
 /// that looks at the KV cache needs a model of its own).
 fn load_model() -> Option<LocalModel> {
+    load_with_sequences(spider_bench::llm::local::DEFAULT_SEQUENCES)
+}
+
+/// The installed default model decoding up to `sequences` samples together
+/// (1: one after another).
+fn load_with_sequences(sequences: u32) -> Option<LocalModel> {
     let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
     if !is_installed(spec, &models_dir()) {
         return None;
     }
     let gguf = spec.gguf().unwrap();
     let path = models_dir().join(spec.name).join(gguf.name);
-    let config = LocalConfig::new(DEFAULT_GENERATION_MODEL, &path, gguf.sha256);
+    let mut config = LocalConfig::new(DEFAULT_GENERATION_MODEL, &path, gguf.sha256);
+    config.sequences = sequences;
     Some(LocalModel::load(config, Arc::new(LocalStats::default())).unwrap())
 }
 
@@ -118,9 +125,21 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
     let texts = |v: &[spider_bench::llm::RawCompletion]| v.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
     assert_eq!(texts(&first), texts(&again), "same seed, same samples");
     // A sample's seed is its slot: asking for slots 2 and 3 alone (what the
-    // cache does when slots 0 and 1 are cached) gives the same samples.
+    // cache does when slots 0 and 1 are cached) gives other samples than
+    // slots 0 and 1 (never the cached ones again) and, decoded one after
+    // another, exactly the samples 2 and 3 of the whole request. (Decoded
+    // together, a sample also depends by rounding on which samples share
+    // its batch: at T = 1.2 slot 3 was seen to differ.)
     let tail = rt.block_on(model.generate(&messages, &hot, &[2, 3])).unwrap();
-    assert_eq!(texts(&tail), texts(&first)[2..].to_vec(), "slots 2 and 3 asked alone");
+    assert_ne!(
+        texts(&tail),
+        texts(&first)[..2].to_vec(),
+        "slots 2 and 3 are not 0 and 1"
+    );
+    let single = load_with_sequences(1).unwrap();
+    let whole = rt.block_on(single.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();
+    let tail = rt.block_on(single.generate(&messages, &hot, &[2, 3])).unwrap();
+    assert_eq!(texts(&tail), texts(&whole)[2..].to_vec(), "slots 2 and 3 asked alone");
     let distinct: std::collections::BTreeSet<_> = texts(&first).into_iter().collect();
     assert!(
         distinct.len() > 1,
@@ -299,4 +318,54 @@ fn no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule() {
         }
     }
     assert!(checked > 8000, "{checked} gold queries");
+}
+
+#[test]
+fn samples_decoded_together_match_the_one_sequence_decoding() {
+    let test = "samples_decoded_together_match_the_one_sequence_decoding";
+    let Some(batched) = model(test) else {
+        return;
+    };
+    // Today's decoding, one sequence at a time, beside the batched engine.
+    let single = load_with_sequences(1).unwrap();
+    let rt = runtime();
+    let texts = |v: Vec<spider_bench::llm::RawCompletion>| v.into_iter().map(|c| c.text).collect::<Vec<_>>();
+    for question in [
+        "Table singer(name, age, country). How many singers are from France?",
+        "Tables concert(concert_id, year), singer_in_concert(concert_id, singer_id). Which year had the most concerts?",
+    ] {
+        let messages = [
+            Message::system("You write SQLite queries. Answer with the query only."),
+            Message::user(question),
+        ];
+        // Greedy: one answer, and three decoded together, equal the
+        // one-sequence engine's answer.
+        let one = texts(rt.block_on(single.generate(&messages, &greedy(64), &[0])).unwrap());
+        let same = texts(rt.block_on(batched.generate(&messages, &greedy(64), &[0])).unwrap());
+        assert_eq!(one, same, "greedy, one sequence");
+        let three = texts(
+            rt.block_on(batched.generate(&messages, &greedy(64), &[0, 1, 2]))
+                .unwrap(),
+        );
+        assert_eq!(three, vec![one[0].clone(); 3], "greedy, three sequences together");
+        // Sampled: five samples together, each by its own seeded sampler,
+        // are the same on a second request, and not all alike. (They need
+        // not equal the samples decoded one after another: the batch changes
+        // the logits by rounding, which can flip a draw.)
+        let hot = GenParams {
+            temperature: 0.8,
+            max_tokens: 64,
+            seed: Some(3),
+        };
+        let together = texts(
+            rt.block_on(batched.generate(&messages, &hot, &[0, 1, 2, 3, 4]))
+                .unwrap(),
+        );
+        let again = texts(
+            rt.block_on(batched.generate(&messages, &hot, &[0, 1, 2, 3, 4]))
+                .unwrap(),
+        );
+        assert_eq!(together, again, "five samples at T = 0.8, twice");
+        assert_eq!(together.len(), 5);
+    }
 }

@@ -3,11 +3,10 @@
 //! this reads the two sides (run folders, published results folders,
 //! prediction files) and prints.
 
-use crate::commands::eval::{EvalArgs, evaluate};
+use crate::commands::eval::{ScoringArgs, score_file};
 use crate::dataset::{Spider, Split, resolve_data_dir};
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Mode;
-use crate::exec::sandbox::DEFAULT_TIMEOUT_SECS;
 use crate::report::compare::{Filters, attach_previews, compare, render_terminal};
 use crate::report::preview::DEFAULT_PREVIEW_ROWS;
 use crate::report::rows::{Row, load_run, row_of_eval};
@@ -45,25 +44,11 @@ pub struct CompareArgs {
     /// The second side (B): RUN_DIR[:STRATEGY] or a predictions file.
     #[arg(value_name = "B")]
     pub b: String,
-    /// Spider data folder (default: $SPIDER_DATA, else spider_data/): scores
-    /// prediction files, gives the result rows and the questions of published verdicts.
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// The split of prediction files (run folders name their own).
-    #[arg(long, value_enum, default_value = "dev")]
-    pub split: Split,
-    /// Scoring mode of prediction files (run folders were scored when run).
-    #[arg(long, value_enum, default_value = "official")]
-    pub mode: Mode,
-    /// Keep DISTINCT when scoring prediction files (the official --keep_distinct).
-    #[arg(long)]
-    pub keep_distinct: bool,
-    /// Time limit per query when scoring prediction files, in seconds.
-    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS)]
-    pub timeout_secs: f64,
-    /// Worker threads for scoring prediction files (default: all cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    /// How prediction files are scored (run folders were scored when run);
+    /// --data also gives the result rows and the questions of published
+    /// verdicts.
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
     /// Only questions of this hardness (repeatable).
     #[arg(long, value_name = "easy|medium|hard|extra", value_parser = parse_hardness)]
     pub hardness: Vec<Hardness>,
@@ -170,28 +155,17 @@ fn read_side(which: &str, operand: &str, args: &CompareArgs) -> Result<Side> {
             path.display()
         );
     }
-    let eval_args = EvalArgs {
-        data: args.data.clone(),
-        pred: vec![path.to_string_lossy().to_string()],
-        split: args.split,
-        mode: args.mode,
-        keep_distinct: args.keep_distinct,
-        timeout_secs: args.timeout_secs,
-        jobs: args.jobs,
-        out: None,
-        table: crate::cli::defaults(),
-        format: crate::table::Format::Table,
-    };
-    let result = evaluate(&eval_args).with_context(|| format!("side {which}: cannot score {}", path.display()))?;
-    let examples = Spider::open(&resolve_data_dir(args.data.as_deref()))?.load_split(args.split)?;
+    let (spider, examples) = args.scoring.open()?;
+    let records = score_file(&spider, &examples, &path, &args.scoring)
+        .with_context(|| format!("side {which}: cannot score {}", path.display()))?;
     let label = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     Ok(Side {
-        row: row_of_eval(&label, &path, &result.records, &examples),
-        split: args.split,
-        mode: args.mode,
+        row: row_of_eval(&label, &path, &records, &examples),
+        split: args.scoring.split,
+        mode: args.scoring.mode,
         incomplete: false,
     })
 }
@@ -204,7 +178,11 @@ fn origin(side: &Side, args: &CompareArgs) -> String {
     if side.row.source.is_dir() {
         format!("run folder, {} split, {mode} scoring", side.split.name())
     } else {
-        let kd = if args.keep_distinct { ", keep-distinct" } else { "" };
+        let kd = if args.scoring.keep_distinct {
+            ", keep-distinct"
+        } else {
+            ""
+        };
         format!("predictions file, {} split, {mode} scoring{kd}", side.split.name())
     }
 }
@@ -227,7 +205,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             origin(&b, args)
         );
     }
-    let data = resolve_data_dir(args.data.as_deref());
+    let data = resolve_data_dir(args.scoring.data.as_deref());
     let spider = Spider::open(&data).map_err(|e| format!("{e:#}"));
     if a.incomplete || b.incomplete {
         match spider.as_ref().map(|s| s.load_split(a.split)) {

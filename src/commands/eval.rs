@@ -13,17 +13,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How predictions files are scored (`eval`, and the files `compare` reads).
 #[derive(Debug, Clone, clap::Args)]
-pub struct EvalArgs {
+pub struct ScoringArgs {
     /// Spider data folder (default: $SPIDER_DATA, else spider_data/).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Predictions: JSONL ({"id": N, "sql": "..."}) or one SQL per line.
-    /// Several (`--pred NAME=FILE --pred NAME=FILE ...`, formats mixed) give
-    /// one comparison table, a row each in the order given, with intervals
-    /// and paired tests; one file alone gives the official summary.
-    #[arg(long, value_name = "[NAME=]FILE", required = true)]
-    pub pred: Vec<String>,
     #[arg(long, value_enum, default_value = "dev")]
     pub split: Split,
     #[arg(long, value_enum, default_value = "official")]
@@ -37,6 +32,38 @@ pub struct EvalArgs {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub jobs: Option<usize>,
+}
+
+impl ScoringArgs {
+    pub fn judge_config(&self) -> JudgeConfig {
+        JudgeConfig {
+            mode: self.mode,
+            keep_distinct: self.keep_distinct,
+            limits: Limits {
+                timeout: Duration::from_secs_f64(self.timeout_secs),
+                ..Limits::default()
+            },
+        }
+    }
+
+    /// The data folder and the split's examples.
+    pub fn open(&self) -> Result<(Spider, Vec<Example>)> {
+        let spider = Spider::open(&resolve_data_dir(self.data.as_deref()))?;
+        let examples = spider.load_split(self.split)?;
+        Ok((spider, examples))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    /// Predictions: JSONL ({"id": N, "sql": "..."}) or one SQL per line.
+    /// Several (`--pred NAME=FILE --pred NAME=FILE ...`, formats mixed) give
+    /// one comparison table, a row each in the order given, with intervals
+    /// and paired tests; one file alone gives the official summary.
+    #[arg(long, value_name = "[NAME=]FILE", required = true)]
+    pub pred: Vec<String>,
     /// Write one JSON object per scored example to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
@@ -90,17 +117,6 @@ pub struct EvalResult {
 }
 
 impl EvalArgs {
-    pub fn judge_config(&self) -> JudgeConfig {
-        JudgeConfig {
-            mode: self.mode,
-            keep_distinct: self.keep_distinct,
-            limits: Limits {
-                timeout: Duration::from_secs_f64(self.timeout_secs),
-                ..Limits::default()
-            },
-        }
-    }
-
     pub fn preds(&self) -> Vec<PredArg> {
         self.pred.iter().map(|p| PredArg::parse(p)).collect()
     }
@@ -108,16 +124,15 @@ impl EvalArgs {
 
 /// Scores the first `--pred` and returns its records (in split order).
 pub fn evaluate(opts: &EvalArgs) -> Result<EvalResult> {
-    let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
-    let examples = spider.load_split(opts.split)?;
+    let (spider, examples) = opts.scoring.open()?;
     let pred = opts.preds().remove(0);
-    let records = score_file(&spider, &examples, &pred.path, opts)?;
+    let records = score_file(&spider, &examples, &pred.path, &opts.scoring)?;
     let summary = summarize(&records);
     Ok(EvalResult { records, summary })
 }
 
 /// Scores one predictions file against the split's `examples`.
-pub fn score_file(spider: &Spider, examples: &[Example], path: &Path, opts: &EvalArgs) -> Result<Vec<Record>> {
+pub fn score_file(spider: &Spider, examples: &[Example], path: &Path, opts: &ScoringArgs) -> Result<Vec<Record>> {
     let preds = load_predictions(path, examples.len())?;
     if preds.blank_lines > 0 {
         eprintln!(
@@ -166,12 +181,11 @@ fn pred_rows(opts: &EvalArgs, preds: &[PredArg]) -> Result<Vec<Row>> {
             p.name
         );
     }
-    let spider = Spider::open(&resolve_data_dir(opts.data.as_deref()))?;
-    let examples = spider.load_split(opts.split)?;
+    let (spider, examples) = opts.scoring.open()?;
     preds
         .iter()
         .map(|p| {
-            let records = score_file(&spider, &examples, &p.path, opts)?;
+            let records = score_file(&spider, &examples, &p.path, &opts.scoring)?;
             Ok(row_of_eval(&p.name, &p.path, &records, &examples))
         })
         .collect()

@@ -36,9 +36,9 @@ pub struct ReportArgs {
     /// $SPIDER_DATA, else spider_data/; without it the page has none).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Result rows shown per query in the HTML report.
+    /// Result rows shown per query in the HTML report (as `compare --rows`).
     #[arg(long, value_name = "N", default_value_t = crate::report::preview::DEFAULT_PREVIEW_ROWS)]
-    pub preview_rows: usize,
+    pub rows: usize,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
@@ -138,7 +138,7 @@ fn write_html(
     let previews = match crate::dataset::Spider::open(&data) {
         Ok(spider) => {
             fill_questions(&spider, runs, &mut rows)?;
-            Some(html::compute_previews(&spider, &rows, args.preview_rows))
+            Some(html::compute_previews(&spider, &rows, args.rows))
         }
         Err(e) => {
             eprintln!("note: the HTML report has no result rows: {e:#}");
