@@ -155,9 +155,9 @@ fn read_side(which: &str, operand: &str, args: &CompareArgs) -> Result<Side> {
             path.display()
         );
     }
-    let (spider, examples) = args.scoring.open()?;
-    let records = score_file(&spider, &examples, &path, &args.scoring)
-        .with_context(|| format!("side {which}: cannot score {}", path.display()))?;
+    let cannot_score = || format!("side {which}: cannot score {}", path.display());
+    let (spider, examples) = args.scoring.open().with_context(cannot_score)?;
+    let records = score_file(&spider, &examples, &path, &args.scoring).with_context(cannot_score)?;
     let label = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
