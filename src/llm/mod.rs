@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod grammar;
 pub mod local;
 pub mod pricing;
 

@@ -60,7 +60,7 @@ pub struct LocalModel {
 }
 
 /// llama.cpp's process-wide state, set up once.
-fn backend() -> Result<&'static LlamaBackend> {
+pub(super) fn backend() -> Result<&'static LlamaBackend> {
     static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
