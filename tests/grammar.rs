@@ -24,12 +24,21 @@ use std::time::{Duration, Instant};
 
 /// Gold queries their database's grammar refuses: (gold file, 0-based
 /// line, why). Each must really be refused, so the list stays true.
-const EXCEPTIONS: &[(&str, usize, &str)] = &[(
-    "train_gold.sql",
-    4397, // train_spider.json example 3153
-    "joins Ref_Company_Types and reads company_type_code, which assets_maintenance does not have in \
+const EXCEPTIONS: &[(&str, usize, &str)] = &[
+    (
+        "train_gold.sql",
+        5938,
+        "ORDER BY and LIMIT before INTERSECT: SQLite refuses it too (ORDER BY clause should come after INTERSECT \
+         not before)",
+    ),
+    ("train_gold.sql", 5939, "the same query as line 5938"),
+    (
+        "train_gold.sql",
+        4397, // train_spider.json example 3153
+        "joins Ref_Company_Types and reads company_type_code, which assets_maintenance does not have in \
      tables.json (nor in its SQLite file)",
-)];
+    ),
+];
 
 /// The installed model's vocabulary, loaded once per test process.
 fn checker(test: &str) -> Option<&'static GrammarChecker> {
@@ -69,7 +78,9 @@ fn gold(path: &Path) -> Vec<(usize, String, String)> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            let (sql, db) = l.rsplit_once('\t').unwrap_or_else(|| panic!("{}:{}: no TAB", path.display(), i + 1));
+            let (sql, db) = l
+                .rsplit_once('\t')
+                .unwrap_or_else(|| panic!("{}:{}: no TAB", path.display(), i + 1));
             (i, sql.trim().to_string(), db.trim().to_string())
         })
         .collect()
@@ -98,9 +109,9 @@ fn all_gold_accepted(test: &str, file: &str, expect: usize) {
             let exception = EXCEPTIONS.iter().find(|(f, l, _)| *f == file && l == line);
             match (verdict, exception) {
                 (Verdict::Accepted, None) => {}
-                (Verdict::Accepted, Some((_, _, why))) => {
-                    failures.push(format!("{file}:{line} ({db}) is listed as refused ({why}) but is accepted"))
-                }
+                (Verdict::Accepted, Some((_, _, why))) => failures.push(format!(
+                    "{file}:{line} ({db}) is listed as refused ({why}) but is accepted"
+                )),
                 (_, Some(_)) => refused_exceptions.push(*line),
                 (v, None) => failures.push(describe(file, *line, db, sql, &v)),
             }
@@ -151,16 +162,17 @@ fn every_train_gold_query_is_accepted() {
 /// Queries that name what the schema does not have; `|` marks the first
 /// character no query on the schema can have there.
 const WRONG: &[&str] = &[
-    "SELECT n|me FROM singer",                        // no column starts "nm"
-    "SELECT name FROM singer|s",                      // table singers
-    "SELECT T1.ti|tle FROM singer AS T1",             // no column "title" (Theme starts "t")
-    "SELECT singer.|Year FROM singer",                // Year is concert's column, not singer's
-    "SELECT name FROM singer AS |s",                  // aliases are T1, T2, ...
-    "SELECT name |AS n FROM singer",                  // no column aliases
-    "SELECT * FROM singer WHERE nat|ion = 'France'",  // no column "nation"
+    "SELECT n|me FROM singer",                         // no column starts "nm"
+    "SELECT name FROM singer|s",                       // table singers
+    "SELECT T1.ti|tle FROM singer AS T1",              // no column "title" (Theme starts "t")
+    "SELECT singer.|Year FROM singer",                 // Year is concert's column, not singer's
+    "SELECT name FROM singer AS |s",                   // aliases are T1, T2, ...
+    "SELECT name |AS n FROM singer",                   // no column aliases
+    "SELECT * FROM singer WHERE nat|ion = 'France'",   // no column "nation"
     "SELECT count(*) FROM singer;| DROP TABLE singer", // one statement
-    "SELECT count(*) FROM |sqlite_master",            // not a schema table
-    "SELECT |upper(name) FROM singer",                // not a function Spider uses
+    "SELECT count(*) FROM s|qlite_master",             // not a schema table (singer, stadium)
+    "SELECT |upper(name) FROM singer",                 // not a function Spider uses
+    "SELECT DISTINCT|name FROM singer",                // words need a space between them
 ];
 
 #[test]
@@ -196,6 +208,10 @@ fn the_grammar_ends_only_after_a_whole_query() {
     assert_eq!(check("```sql\nSELECT name FROM singer;\n```"), Verdict::Accepted);
     assert_eq!(check("select NAME from SINGER where AGE > 30"), Verdict::Accepted);
     assert_eq!(check("SELECT \"Song_Name\" FROM `singer` AS t1"), Verdict::Accepted);
+    assert_eq!(
+        check("SELECT DISTINCT(name) FROM singer ORDER BY count(*) >= 2"),
+        Verdict::Accepted
+    );
 }
 
 #[test]
@@ -203,8 +219,16 @@ fn a_grammar_that_does_not_parse_is_an_error_not_a_crash() {
     let Some(checker) = checker("a_grammar_that_does_not_parse_is_an_error_not_a_crash") else {
         return;
     };
-    for bad in ["root ::= (", "root ::= undefined-rule", "root ::= \"unclosed", "other ::= \"x\""] {
-        let err = checker.sampler(bad, "root").err().unwrap_or_else(|| panic!("{bad:?} parsed"));
+    for bad in [
+        "root ::= (",
+        "root ::= undefined-rule",
+        "root ::= \"unclosed",
+        "other ::= \"x\"",
+    ] {
+        let err = checker
+            .sampler(bad, "root")
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} parsed"));
         assert!(err.to_string().contains("refuses the grammar"), "{err}");
     }
     assert!(checker.sampler("root ::= \"x\"", "root").is_ok());

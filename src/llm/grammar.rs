@@ -66,7 +66,8 @@ pub fn sqlite_grammar(schema: &DbSchema) -> Result<String, GrammarError> {
 /// The part of the grammar that does not depend on the schema. Convention
 /// for whitespace: no rule starts or ends with it, except the optional
 /// clauses, which carry the space before them; `sp` is required space
-/// (between words), `ws` optional (around punctuation).
+/// (between words), `ws` optional (around punctuation). (llama.cpp reads
+/// a newline as the end of a rule, except inside parentheses.)
 const FIXED: &str = r#"root ::= answer | "```" ([sS] [qQ] [lL])? "\n" answer ws "```"
 answer ::= query (ws ";")?
 sp ::= [ \t\r\n]+
@@ -74,8 +75,9 @@ ws ::= [ \t\r\n]*
 
 query ::= core (sp setop sp core)* order? limit?
 setop ::= kw-union (sp kw-all)? | kw-intersect | kw-except
-core ::= kw-select (sp kw-distinct)? sp items from? where? group? having?
-items ::= item (ws "," ws item)*
+core ::= kw-select (sp items | sp kw-distinct (sp items | ws "(" ws expr ws ")" expr-tail more-items)) from? where? group? having?
+items ::= item more-items
+more-items ::= (ws "," ws item)*
 item ::= "*" | qualifier "." "*" | expr
 
 from ::= sp kw-from sp source join*
@@ -88,19 +90,19 @@ where ::= sp kw-where sp cond
 group ::= sp kw-group sp kw-by sp expr (ws "," ws expr)*
 having ::= sp kw-having sp cond
 order ::= sp kw-order sp kw-by sp ordering (ws "," ws ordering)*
-ordering ::= expr (sp (kw-asc | kw-desc))?
+ordering ::= expr (ws cmp ws expr)? (sp (kw-asc | kw-desc))?
 limit ::= sp kw-limit sp integer (sp kw-offset sp integer | ws "," ws integer)?
 
 cond ::= pred (sp (kw-and | kw-or) sp pred)*
 pred ::= kw-not sp pred | "(" ws cond ws ")" | kw-exists ws "(" ws query ws ")" | expr test
-test ::= ws cmp ws expr
-  | sp (kw-not sp)? kw-in ws "(" ws (query | expr (ws "," ws expr)*) ws ")"
-  | sp (kw-not sp)? kw-like sp expr
-  | sp (kw-not sp)? kw-between sp expr sp kw-and sp expr
-  | sp kw-is sp (kw-not sp)? kw-null
+test ::= ws cmp ws expr | sp (kw-not sp)? (in | like | between) | sp kw-is sp (kw-not sp)? kw-null
+in ::= kw-in ws "(" ws (query | expr (ws "," ws expr)*) ws ")"
+like ::= kw-like sp expr
+between ::= kw-between sp expr sp kw-and sp expr
 cmp ::= "=" | "==" | "!=" | "<>" | "<" | ">" | "<=" | ">="
 
-expr ::= term (ws arith ws term)*
+expr ::= term expr-tail
+expr-tail ::= (ws arith ws term)*
 arith ::= "+" | "-" | "*" | "/" | "||"
 term ::= column | number | string | kw-null | aggregate | "(" ws query ws ")" | "(" ws expr ws ")"
 aggregate ::= (kw-count | kw-sum | kw-avg | kw-min | kw-max) ws "(" ws ((kw-distinct sp)? expr | "*") ws ")"
@@ -113,9 +115,43 @@ string ::= "\"" ([^"] | "\"\"")* "\"" | "'" ([^'] | "''")* "'"
 /// The SQL keywords the grammar uses; each becomes a case-insensitive rule
 /// `kw-<word>`.
 const KEYWORDS: &[&str] = &[
-    "select", "distinct", "from", "where", "group", "by", "having", "order", "limit", "offset", "asc", "desc", "join",
-    "left", "outer", "inner", "cross", "on", "as", "and", "or", "not", "in", "like", "between", "is", "null", "exists",
-    "union", "all", "intersect", "except", "count", "sum", "avg", "min", "max",
+    "select",
+    "distinct",
+    "from",
+    "where",
+    "group",
+    "by",
+    "having",
+    "order",
+    "limit",
+    "offset",
+    "asc",
+    "desc",
+    "join",
+    "left",
+    "outer",
+    "inner",
+    "cross",
+    "on",
+    "as",
+    "and",
+    "or",
+    "not",
+    "in",
+    "like",
+    "between",
+    "is",
+    "null",
+    "exists",
+    "union",
+    "all",
+    "intersect",
+    "except",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
 ];
 
 fn keyword_rules() -> String {
@@ -187,7 +223,10 @@ impl Names {
     }
 
     fn all_columns(&self) -> Vec<String> {
-        self.tables.values().flat_map(|(_, cols)| cols.iter().cloned()).collect()
+        self.tables
+            .values()
+            .flat_map(|(_, cols)| cols.iter().cloned())
+            .collect()
     }
 }
 
@@ -293,10 +332,6 @@ impl Trie {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.ends.is_empty()
-    }
-
     /// The trie as one GBNF expression: a sequence where there is one way
     /// on, an alternation where there are several, optional where a
     /// spelling may end here with nothing after it.
@@ -306,7 +341,11 @@ impl Trie {
             .iter()
             .map(|(c, sub)| {
                 let rest = sub.to_gbnf();
-                if rest.is_empty() { char_class(*c) } else { format!("{} {rest}", char_class(*c)) }
+                if rest.is_empty() {
+                    char_class(*c)
+                } else {
+                    format!("{} {rest}", char_class(*c))
+                }
             })
             .collect();
         let ends_bare = self.ends.iter().any(String::is_empty);
@@ -371,7 +410,10 @@ mod tests {
         let s = schema(&["t"], &[(0, "Home Town")]);
         let g = sqlite_grammar(&s).unwrap();
         let any = g.lines().find(|l| l.starts_with("any-column ::=")).unwrap();
-        assert!(!any.contains("| [hH]") && !any.starts_with("any-column ::= [hH]"), "{any}");
+        assert!(
+            !any.contains("| [hH]") && !any.starts_with("any-column ::= [hH]"),
+            "{any}"
+        );
         assert!(any.contains("\" \""), "the space is inside the quotes: {any}");
     }
 

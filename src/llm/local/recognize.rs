@@ -72,7 +72,11 @@ impl GrammarChecker {
             let piece = self.piece(token);
             if !allows(&mut sampler, token) {
                 let piece = String::from_utf8_lossy(&piece).into_owned();
-                return Ok(Verdict::Refused { token: i, offset, piece });
+                return Ok(Verdict::Refused {
+                    token: i,
+                    offset,
+                    piece,
+                });
             }
             sampler
                 .try_accept(token)
@@ -94,7 +98,8 @@ impl GrammarChecker {
         let n = self.model.vocab().n_tokens();
         let mut costs = Vec::new();
         for token in self.tokenize(text) {
-            let mut all = LlamaTokenDataArray::from_iter((0..n).map(|t| LlamaTokenData::new(LlamaToken(t), 0.0, 0.0)), false);
+            let mut all =
+                LlamaTokenDataArray::from_iter((0..n).map(|t| LlamaTokenData::new(LlamaToken(t), 0.0, 0.0)), false);
             let started = Instant::now();
             sampler.apply(&mut all);
             costs.push(started.elapsed());
