@@ -56,6 +56,7 @@ fn greedy(max_tokens: u32) -> GenParams {
         temperature: 0.0,
         max_tokens,
         seed: None,
+        grammar: None,
     }
 }
 
@@ -112,6 +113,7 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
         temperature: 1.2,
         max_tokens: 48,
         seed: Some(7),
+        grammar: None,
     };
     let first = rt.block_on(model.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();
     let again = rt.block_on(model.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();

@@ -112,7 +112,7 @@ impl GrammarChecker {
 }
 
 /// Whether the grammar, in its current state, lets `token` be sampled.
-fn allows(sampler: &mut LlamaSampler, token: LlamaToken) -> bool {
+pub(super) fn allows(sampler: &mut LlamaSampler, token: LlamaToken) -> bool {
     let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
     sampler.apply(&mut one);
     one.data[0].logit().is_finite()
