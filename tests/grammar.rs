@@ -291,3 +291,87 @@ fn sampler_costs(checker: &GrammarChecker, schema: &DbSchema, dev: &[(usize, Str
         costs.last().unwrap().as_secs_f64() * 1e3,
     )
 }
+
+/// The local model under the grammar, end to end (weights loaded): greedy
+/// answers to dev questions on concert_singer and on a database with many
+/// tables, each one the grammar accepts whole (so it names only the
+/// schema's tables and columns), with the time per token beside the
+/// unconstrained answer's.
+#[test]
+fn the_local_model_under_the_grammar_writes_only_schema_names() {
+    use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
+    use spider_bench::llm::{GenParams, Generator, Message};
+    let test = "the_local_model_under_the_grammar_writes_only_schema_names";
+    let Some((checker, data, schemas)) = setup(test) else {
+        return;
+    };
+    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
+    let gguf = spec.gguf().unwrap();
+    let path = models_dir().join(spec.name).join(gguf.name);
+    let model = LocalModel::load(
+        LocalConfig::new(DEFAULT_GENERATION_MODEL, &path, gguf.sha256),
+        Default::default(),
+    )
+    .unwrap();
+    let _: &LocalStats = &model.stats;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dev: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(data.join("dev.json")).unwrap()).unwrap();
+    let mut lines = Vec::new();
+    for db in ["concert_singer", "world_1"] {
+        let schema = schemas.get(db).unwrap();
+        let gbnf: std::sync::Arc<str> = sqlite_grammar(schema).unwrap().into();
+        let tables: Vec<String> = schema
+            .tables()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}({})",
+                    t.name,
+                    t.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect();
+        for q in dev.iter().filter(|e| e["db_id"] == db).step_by(7).take(3) {
+            let messages = [
+                Message::system(
+                    "Write one SQLite query that answers the question. Answer with the query alone in a ```sql code block.",
+                ),
+                Message::user(format!(
+                    "Tables: {}\n\nQuestion: {}",
+                    tables.join("; "),
+                    q["question"].as_str().unwrap()
+                )),
+            ];
+            let params = |grammar: Option<std::sync::Arc<str>>| GenParams {
+                max_tokens: 160,
+                grammar,
+                ..GenParams::default()
+            };
+            let timed = |p: GenParams| {
+                let started = Instant::now();
+                let out = rt.block_on(model.generate(&messages, &p, &[0])).unwrap().remove(0);
+                (out.text, out.completion_tokens, started.elapsed())
+            };
+            let (free, free_n, free_t) = timed(params(None));
+            let (text, n, t) = timed(params(Some(gbnf.clone())));
+            let verdict = checker.check(&gbnf, "root", &text).unwrap();
+            assert!(
+                verdict == Verdict::Accepted || (verdict == Verdict::Unfinished && n == 160),
+                "{db}: {text:?} under the grammar: {verdict:?}"
+            );
+            lines.push(format!(
+                "{db}: constrained {n} tokens in {:.0} ms ({:.0} ms/token), unconstrained {free_n} in {:.0} ms ({:.0} ms/token)\n  constrained:   {text:?}\n  unconstrained: {free:?}",
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() * 1e3 / n.max(1) as f64,
+                free_t.as_secs_f64() * 1e3,
+                free_t.as_secs_f64() * 1e3 / free_n.max(1) as f64,
+            ));
+        }
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{}", lines.join("\n"));
+}
