@@ -156,6 +156,7 @@ fn greedy(max_tokens: u32) -> GenParams {
         temperature: 0.0,
         max_tokens,
         seed: None,
+        grammar: None,
     }
 }
 

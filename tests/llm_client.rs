@@ -318,6 +318,7 @@ fn a_partial_cache_hit_seeds_each_missing_sample_by_its_slot() {
             temperature: 0.8,
             max_tokens: 64,
             seed: Some(7),
+            grammar: None,
         },
         ..request(n)
     };
@@ -376,4 +377,51 @@ fn a_cache_written_by_a_newer_version_is_refused_and_an_older_one_is_marked() {
         .unwrap();
     let err = Cache::open(&path).err().expect("a newer format is refused").to_string();
     assert!(err.contains("newer spider-bench") && err.contains("format 99"), "{err}");
+}
+
+/// A constrained request (the `constrained` step's grammar in its
+/// parameters) goes to an endpoint declared to take grammars, in the field
+/// declared, under a cache key of its own; an endpoint not so declared is
+/// refused before any call, with what to do. An unconstrained request's key
+/// has no grammar in it (tests/request_fingerprints.rs holds it to the keys
+/// recorded before grammars existed).
+#[test]
+fn a_grammar_goes_only_to_an_endpoint_that_takes_one() {
+    let server = FakeLlm::start(Arc::new(|_, _| Reply::Answers(vec!["SELECT 1".into()])));
+    let constrained = |grammar: &str| ChatRequest {
+        params: GenParams {
+            grammar: Some(grammar.into()),
+            ..GenParams::default()
+        },
+        ..request(1)
+    };
+    let refused = block(model(config(&server), None, CacheMode::Off).complete(&constrained("root ::= \"SELECT 1\"")));
+    match refused {
+        Err(LlmError::Fatal(m)) => assert!(
+            m.contains("--grammar-field grammar") && m.contains("guided_grammar"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.calls(), 0, "refused before any call");
+
+    let mut c = config(&server);
+    c.grammar_field = Some("guided_grammar".into());
+    let dir = scratch("grammar");
+    let m = model(
+        c,
+        Some(Cache::open(&dir.join("c.sqlite")).unwrap()),
+        CacheMode::ReadWrite,
+    );
+    let plain = block(m.complete(&request(1))).unwrap();
+    let a = block(m.complete(&constrained("root ::= \"SELECT 1\""))).unwrap();
+    let b = block(m.complete(&constrained("root ::= \"SELECT 2\""))).unwrap();
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 3, "each request is its own cache entry");
+    assert!(bodies[0].get("guided_grammar").is_none());
+    assert_eq!(bodies[1]["guided_grammar"], "root ::= \"SELECT 1\"");
+    let keys = [&plain[0].cache_key, &a[0].cache_key, &b[0].cache_key];
+    assert!(keys[0] != keys[1] && keys[1] != keys[2], "{keys:?}");
+    let again = block(m.complete(&constrained("root ::= \"SELECT 1\""))).unwrap();
+    assert!(again[0].from_cache && again[0].cache_key == a[0].cache_key);
 }

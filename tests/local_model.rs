@@ -63,6 +63,7 @@ fn greedy(max_tokens: u32) -> GenParams {
         temperature: 0.0,
         max_tokens,
         seed: None,
+        grammar: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
         temperature: 1.2,
         max_tokens: 48,
         seed: Some(7),
+        grammar: None,
     };
     let first = rt.block_on(model.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();
     let again = rt.block_on(model.generate(&messages, &hot, &[0, 1, 2, 3])).unwrap();
@@ -356,6 +358,7 @@ fn samples_decoded_together_match_the_one_sequence_decoding() {
             temperature: 0.8,
             max_tokens: 64,
             seed: Some(3),
+            grammar: None,
         };
         let together = texts(
             rt.block_on(batched.generate(&messages, &hot, &[0, 1, 2, 3, 4]))

@@ -121,6 +121,7 @@ fn keys_of(body: &Value, endpoint: &str) -> Vec<String> {
             temperature: body["temperature"].as_f64().unwrap(),
             max_tokens: body["max_tokens"].as_u64().unwrap() as u32,
             seed: body["seed"].as_u64(),
+            grammar: None,
         },
         n: body["n"].as_u64().unwrap_or(1) as u32,
     };

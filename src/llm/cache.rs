@@ -165,7 +165,7 @@ pub fn request_description(
     req: &ChatRequest,
     sample: u32,
 ) -> serde_json::Value {
-    serde_json::json!({
+    let mut description = serde_json::json!({
         "v": 1,
         "endpoint": id.endpoint,
         "model": id.model,
@@ -174,7 +174,14 @@ pub fn request_description(
         "max_tokens": req.params.max_tokens,
         "seed": req.params.seed,
         "sample": sample,
-    })
+    });
+    // Only a constrained request has the field: every other key is the
+    // same as before grammars existed. (The hash, not the grammar's text:
+    // the description is stored with each entry.)
+    if let Some(grammar) = &req.params.grammar {
+        description["grammar_sha256"] = hex::encode(Sha256::digest(grammar.as_bytes())).into();
+    }
+    description
 }
 
 pub fn cache_key(description: &serde_json::Value) -> String {

@@ -33,6 +33,10 @@ pub struct ClientConfig {
     /// First backoff delay; doubled on every retry up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// The request field that carries a grammar, where the server takes one
+    /// (`grammar` for llama.cpp's server, `guided_grammar` for vLLM); `None`:
+    /// a constrained request is refused.
+    pub grammar_field: Option<String>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -59,6 +63,7 @@ impl ClientConfig {
             max_retries: 6,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            grammar_field: None,
         }
     }
 }
@@ -91,6 +96,11 @@ pub struct ClientArgs {
     /// First retry delay (doubled each time, with jitter) unless the server says Retry-After.
     #[arg(long, default_value_t = 1000)]
     pub retry_base_ms: u64,
+    /// The endpoint takes a GBNF grammar in this request field (`grammar`:
+    /// llama.cpp's server; `guided_grammar`: vLLM), so the `constrained`
+    /// step can be used with it. Without it a constrained request is refused.
+    #[arg(long, value_name = "FIELD")]
+    pub grammar_field: Option<String>,
 }
 
 impl Default for ClientArgs {
@@ -127,6 +137,7 @@ impl ClientArgs {
         config.request_timeout = Duration::from_secs_f64(self.request_timeout_secs);
         config.max_retries = self.max_retries;
         config.initial_backoff = Duration::from_millis(self.retry_base_ms);
+        config.grammar_field = self.grammar_field.clone();
         Ok(config)
     }
 }
@@ -221,6 +232,20 @@ impl OpenAiClient {
         }
     }
 
+    /// Where a grammar goes in the request; an error that stops the run
+    /// when the endpoint is not declared to take one (an OpenAI-compatible
+    /// server would ignore an unknown field and answer unconstrained).
+    fn grammar_field(&self) -> Result<&str, LlmError> {
+        self.config.grammar_field.as_deref().ok_or_else(|| {
+            LlmError::Fatal(format!(
+                "{}: this strategy constrains answers with a grammar (the `constrained` step), but the endpoint is \
+                 not declared to take one: pass --grammar-field grammar (llama.cpp's server) or \
+                 --grammar-field guided_grammar (vLLM), or run without the `constrained` step",
+                self.config.base_url
+            ))
+        })
+    }
+
     /// One logical request (with retries) for `n` choices.
     async fn call(&self, messages: &[Message], params: &GenParams, n: u32) -> Result<Vec<RawCompletion>, LlmError> {
         let mut body = serde_json::json!({
@@ -234,6 +259,9 @@ impl OpenAiClient {
         }
         if let Some(seed) = params.seed {
             body["seed"] = seed.into();
+        }
+        if let Some(grammar) = &params.grammar {
+            body[self.grammar_field()?] = grammar.as_ref().into();
         }
         let estimated_tokens = messages.iter().map(|m| m.content.len() as u32 / 4 + 4).sum::<u32>() + params.max_tokens;
         let ((texts, usage), latency_ms) = self

@@ -21,6 +21,10 @@
 mod llama;
 #[cfg(feature = "local-models")]
 pub use llama::{DEFAULT_SEQUENCES, GgufTokenizer, LazyLocal, LocalConfig, LocalModel};
+#[cfg(feature = "local-models")]
+mod recognize;
+#[cfg(feature = "local-models")]
+pub use recognize::{GrammarChecker, Verdict};
 
 use super::Generator;
 use std::sync::Arc;

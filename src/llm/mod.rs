@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod grammar;
 pub mod local;
 pub mod pricing;
 pub mod repetition;
@@ -49,6 +50,11 @@ pub struct GenParams {
     pub max_tokens: u32,
     /// Passed to the server when set (not every server honours it).
     pub seed: Option<u64>,
+    /// A GBNF grammar (root rule `root`) the answer must follow
+    /// ([`grammar`], the `constrained` step). Part of the cache key only
+    /// when set, so unconstrained requests keep their keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<std::sync::Arc<str>>,
 }
 
 impl Default for GenParams {
@@ -57,6 +63,7 @@ impl Default for GenParams {
             temperature: 0.0,
             max_tokens: 1024,
             seed: None,
+            grammar: None,
         }
     }
 }

@@ -148,6 +148,10 @@ pub struct QuestionState {
     pub unavailable: Option<String>,
     /// Every model call, in order (tokens, latency, cache keys).
     pub completions: Vec<Completion>,
+    /// The grammar the `generate` step constrains answers with (set by the
+    /// `constrained` step); repairs ask with their draft's parameters, so
+    /// with it too.
+    pub grammar: Option<Arc<str>>,
     pub trace: Vec<TraceEvent>,
     /// What steps tell later steps (e.g. `class`, `subqueries`); prompt
     /// templates see every entry as a variable.
@@ -169,6 +173,7 @@ impl QuestionState {
             failure: None,
             unavailable: None,
             completions: Vec::new(),
+            grammar: None,
             trace: Vec::new(),
             vars: Default::default(),
             current: TraceEvent::default(),

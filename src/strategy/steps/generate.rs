@@ -34,6 +34,7 @@ impl GenerateParams {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
+            grammar: None,
         }
     }
 }
@@ -58,9 +59,13 @@ struct Generate(GenerateParams);
 #[async_trait::async_trait]
 impl Step for Generate {
     async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
+        let params = GenParams {
+            grammar: state.grammar.clone(),
+            ..self.0.gen_params()
+        };
         let req = ChatRequest {
             messages: state.conversation.clone(),
-            params: self.0.gen_params(),
+            params,
             n: self.0.samples.max(1),
         };
         let answers = state.ask(env, &req).await?;

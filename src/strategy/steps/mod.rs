@@ -20,6 +20,7 @@ steps!(
     examples,
     subquestions,
     prompt,
+    constrained,
     generate,
     extract,
     self_correct,

@@ -112,6 +112,7 @@ pub async fn ask_greedy(
             temperature: 0.0,
             max_tokens,
             seed: None,
+            grammar: None,
         },
         n: 1,
     };
