@@ -20,7 +20,7 @@
 #[cfg(feature = "local-models")]
 mod llama;
 #[cfg(feature = "local-models")]
-pub use llama::{DEFAULT_SEQUENCES, GgufTokenizer, LazyLocal, LocalConfig, LocalModel};
+pub use llama::{DEFAULT_SEQUENCES, GgufTokenizer, LazyLocal, LocalConfig, LocalModel, backend};
 #[cfg(feature = "local-models")]
 mod recognize;
 #[cfg(feature = "local-models")]

@@ -69,8 +69,9 @@ pub struct LocalModel {
     pub stats: Arc<LocalStats>,
 }
 
-/// llama.cpp's process-wide state, set up once.
-pub(super) fn backend() -> Result<&'static LlamaBackend> {
+/// llama.cpp's process-wide state, set up once (llama.cpp allows one per
+/// process: benchmarks that call llama.cpp directly take it from here).
+pub fn backend() -> Result<&'static LlamaBackend> {
     static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
