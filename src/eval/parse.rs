@@ -220,7 +220,7 @@ impl ParseSchema {
 
 /// `process_sql.get_sql(schema, query)`.
 pub fn get_sql(schema: &ParseSchema, query: &str) -> R<Sql> {
-    let toks = tokenize(query).map_err(|_| ParseError("Unexpected quote".into()))?;
+    let toks = tokenize(query).map_err(|e| ParseError(e.to_string()))?;
     let aliases = tables_with_alias(schema, &toks)?;
     let parser = Parser {
         schema,

@@ -54,13 +54,17 @@ fn rules() -> &'static Rules {
             rule(r"(?i)(?<!\w)(')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)", "$1 "),
         ],
         punctuation: vec![
-            rule(r#"([^\.])(\.)([\]\)}>"'»”’ ]*)\s*(?=\n?\z)"#, "$1 $2 $3 "),
+            // NLTK's `(?=\n?\Z)` lookaheads, written as a consumed and
+            // restored `(\n?)\z`: the same matches, but linear (the regex
+            // crate) instead of fancy-regex's backtracking, whose limit a
+            // megabyte of "0.000..." exceeded (tests/fuzz.rs).
+            rule(r#"([^\.])(\.)([\]\)}>"'»”’ ]*)\s*(\n?)\z"#, "$1 $2 $3 $4"),
             rule(r"([:,])([^\d])", " $1 $2"),
-            rule(r"([:,])(?=\n?\z)", " $1 "),
+            rule(r"([:,])(\n?)\z", " $1 $2"),
             rule(r"\.{2,}", " $0 "),
             rule(r"[;@#$%&]", " $0 "),
             rule(r"[\u{2012}-\u{2015}]", " $0 "),
-            rule(r#"([^\.])(\.)([\]\)}>"']*)\s*(?=\n?\z)"#, "$1 $2$3 "),
+            rule(r#"([^\.])(\.)([\]\)}>"']*)\s*(\n?)\z"#, "$1 $2$3 $4"),
             rule(r"[?!]", " $0 "),
             rule(r"([^'])' ", "$1 ' "),
             rule(r"[*]", " $0 "),
@@ -90,53 +94,74 @@ fn rules() -> &'static Rules {
     })
 }
 
-fn apply(rule: &Rule, text: String) -> String {
+fn apply(rule: &Rule, text: String) -> Result<String, TokenizeError> {
     // replace_all only allocates when something matched.
     let replaced = match &rule.re {
         Engine::Plain(re) => re.replace_all(&text, rule.replacement),
-        Engine::Fancy(re) => re.replace_all(&text, rule.replacement),
+        // (fancy-regex's replace_all panics where its backtracking limit is
+        // reached: an error here, never a crash.)
+        Engine::Fancy(re) => re
+            .try_replacen(&text, 0, rule.replacement)
+            .map_err(|e| TokenizeError::TooComplex(format!("the tokenizer gave up on this query: {e}")))?,
     };
-    match replaced {
+    Ok(match replaced {
         std::borrow::Cow::Borrowed(_) => text,
         std::borrow::Cow::Owned(s) => s,
-    }
+    })
 }
 
 pub use crate::dataset::predictions::py_is_space;
 
 /// `nltk.word_tokenize(text, preserve_line=True)`.
-pub fn word_tokenize(text: &str) -> Vec<String> {
+pub fn word_tokenize(text: &str) -> Result<Vec<String>, TokenizeError> {
     let r = rules();
     let mut text = text.to_string();
     for rule in &r.starting_quotes {
-        text = apply(rule, text);
+        text = apply(rule, text)?;
     }
     for rule in &r.punctuation {
-        text = apply(rule, text);
+        text = apply(rule, text)?;
     }
-    text = apply(&r.parens, text);
-    text = apply(&r.double_dashes, text);
+    text = apply(&r.parens, text)?;
+    text = apply(&r.double_dashes, text)?;
     text = format!(" {text} ");
     for rule in &r.ending_quotes {
-        text = apply(rule, text);
+        text = apply(rule, text)?;
     }
     for rule in &r.contractions {
-        text = apply(rule, text);
+        text = apply(rule, text)?;
     }
-    text.split(py_is_space)
+    Ok(text
+        .split(py_is_space)
         .filter(|t| !t.is_empty())
         .map(str::to_string)
-        .collect()
+        .collect())
 }
 
-/// Raised where the official tokenizer raises (an odd number of quotes).
+/// Why a query does not tokenize.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnbalancedQuotes;
+pub enum TokenizeError {
+    /// Where the official tokenizer raises: an odd number of quotes.
+    UnbalancedQuotes,
+    /// A look-around rule of NLTK's tokenizer reached fancy-regex's
+    /// backtracking limit, on pathological input only (never on Spider's
+    /// queries), where Python would take very long instead.
+    TooComplex(String),
+}
+
+impl std::fmt::Display for TokenizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenizeError::UnbalancedQuotes => write!(f, "Unexpected quote"),
+            TokenizeError::TooComplex(why) => write!(f, "{why}"),
+        }
+    }
+}
 
 /// `process_sql.tokenize`: lower-cased tokens, string literals kept whole
 /// (with their original case, in double quotes), and `! =`, `> =`, `< =`
 /// joined into one operator.
-pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
+pub fn tokenize(query: &str) -> Result<Vec<String>, TokenizeError> {
     // Python indexes strings by code point, and so do the placeholder keys.
     let chars: Vec<char> = query.chars().map(|c| if c == '\'' { '"' } else { c }).collect();
     let quotes: Vec<usize> = chars
@@ -146,7 +171,7 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
         .map(|(i, _)| i)
         .collect();
     if !quotes.len().is_multiple_of(2) {
-        return Err(UnbalancedQuotes);
+        return Err(TokenizeError::UnbalancedQuotes);
     }
     // Python replaces the pairs right to left, so every key names the
     // positions of the original text; one pass left to right builds the
@@ -163,7 +188,7 @@ pub fn tokenize(query: &str) -> Result<Vec<String>, UnbalancedQuotes> {
         copied = q2 + 1;
     }
     text.extend(&chars[copied..]);
-    let mut toks: Vec<String> = word_tokenize(&text).into_iter().map(|t| t.to_lowercase()).collect();
+    let mut toks: Vec<String> = word_tokenize(&text)?.into_iter().map(|t| t.to_lowercase()).collect();
     for tok in toks.iter_mut() {
         if let Some(literal) = literals.get(tok.as_str()) {
             *tok = literal.clone();
@@ -251,7 +276,7 @@ mod tests {
                 "\"A b\""
             ]
         );
-        assert_eq!(tokenize("select 'it''s"), Err(UnbalancedQuotes));
+        assert_eq!(tokenize("select 'it''s"), Err(TokenizeError::UnbalancedQuotes));
     }
 
     #[test]
