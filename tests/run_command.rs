@@ -326,8 +326,8 @@ fn samples_are_stratified_and_report_reprints_the_table() {
         ("zero-shot", "4", "100", "wilson"),
         "{csv}"
     );
-    // Wilson's 95% interval for 4 of 4: [0.5101, 1] (statsmodels
-    // proportion_confint(4, 4, method="wilson")).
+    // Wilson's 95% interval for 4 of 4: [0.51011, 1] (Wilson's formula with
+    // z = NormalDist().inv_cdf(0.975), in Python's standard library).
     assert_eq!(field("ex_low_pct"), "51.0109", "{csv}");
 }
 

@@ -109,8 +109,8 @@ fn eval_puts_prediction_files_in_one_table_with_paired_tests() {
         (Some(2), Some(0))
     );
     assert_eq!(prev["shared"].as_u64(), Some(11));
-    // Exact two-sided McNemar with 2 against 0: 2 * 0.5^2 (scipy
-    // binomtest(0, 2, 0.5).pvalue).
+    // Exact two-sided McNemar with 2 against 0: 2 * 0.5^2 = 0.5 (the exact
+    // binomial sum; scipy's binomtest(0, 2).pvalue is the same test).
     assert!((prev["mcnemar_p"].as_f64().unwrap() - 0.5).abs() < 1e-12);
     // c against b: 0 against 7 discordant; p = 2 * 0.5^7 = 0.015625.
     let prev = &rows[2]["vs_previous"];
@@ -127,8 +127,9 @@ fn eval_puts_prediction_files_in_one_table_with_paired_tests() {
     );
     let interval = &prev["bootstrap"];
     assert!(interval["low"].as_f64().unwrap() < -0.3 && interval["high"].as_f64().unwrap() < 0.0);
-    // Wilson 95% for 8 of 11: [0.4344, 0.9025] (statsmodels
-    // proportion_confint(8, 11, method="wilson")).
+    // Wilson 95% for 8 of 11: [0.43435, 0.90254] (Wilson's formula with
+    // z = NormalDist().inv_cdf(0.975), in Python's standard library; the
+    // formula itself is checked against statsmodels in tests/stats.rs).
     let w = &rows[0]["wilson"];
     assert!((w["low"].as_f64().unwrap() - 0.43436).abs() < 1e-4, "{w}");
     assert!((w["high"].as_f64().unwrap() - 0.90255).abs() < 1e-4, "{w}");

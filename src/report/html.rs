@@ -24,7 +24,7 @@
 
 use super::preview::{ResultPreview, preview};
 use super::rows::Row;
-use super::stats::{Comparison, Interval, RowStats, TableStats, format_accuracy, format_comparison, format_detectable};
+use super::stats::{Comparison, Interval, RowStats, TableStats, format_accuracy, format_detectable};
 use crate::dataset::Spider;
 use crate::eval::exact::Hardness;
 use crate::eval::judge::Status;
@@ -388,11 +388,7 @@ fn comparison_table(page: &mut String, input: &HtmlInput) {
             0 => s.count.to_string(),
             pending => format!("{} (+{pending} pending)", s.count),
         };
-        let cell = |c: Option<&Comparison>| match c {
-            None => "-".to_string(),
-            Some(c) if super::table::disagrees(c) => format!("{} \u{2021}", format_comparison(c)),
-            Some(c) => format_comparison(c),
-        };
+        let cell = super::table::comparison_cell;
         let ex = row_stats.map(format_accuracy).unwrap_or_else(|| pct(s.exec_accuracy()));
         let _ = write!(
             page,

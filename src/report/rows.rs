@@ -5,14 +5,11 @@
 //! table, its statistics, `compare` and the HTML report read one type.
 
 use super::stats::RowOutcomes;
-use crate::eval::exact::Hardness;
-use crate::eval::judge::Status;
 use crate::eval::score::Record;
 use crate::run::record::{PREDICTIONS_FILE, PredictionsFile, RunRecord};
 use crate::run::summary::{StrategySummary, summarize_run};
 use crate::run::{CONFIG_FILE, RunConfig};
-use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// The verdict lines of a published results folder (`results/NAME/`): the
@@ -186,29 +183,28 @@ pub fn row_of_eval(label: &str, source: &Path, records: &[Record], questions: &[
     let records = records
         .iter()
         .map(|r| RunRecord {
+            v: crate::run::record::RECORD_FORMAT,
+            id: r.id,
+            strategy: label.to_string(),
+            db_id: r.db_id.clone(),
             question: questions.get(r.id).map(|e| e.question.clone()).unwrap_or_default(),
-            ..record_from_verdict(
-                label,
-                Verdict {
-                    id: r.id,
-                    db_id: r.db_id.clone(),
-                    hardness: r.hardness,
-                    pred: r.pred.clone(),
-                    exec: r.exec,
-                    exact: r.exact,
-                    status: r.status,
-                    error: r.error.clone(),
-                    strategy: label.to_string(),
-                    model_failure: None,
-                    tokens_in: 0,
-                    tokens_out: 0,
-                    calls: 0,
-                    latency_ms: 0.0,
-                    cost_usd: 0.0,
-                    loops_cut: 0,
-                },
-                r.gold.clone(),
-            )
+            gold: r.gold.clone(),
+            pred: r.pred.clone(),
+            exec: r.exec,
+            exact: r.exact,
+            hardness: r.hardness,
+            status: r.status,
+            error: r.error.clone(),
+            model_failure: None,
+            tokens_in: 0,
+            tokens_out: 0,
+            latency_ms: 0.0,
+            calls: 0,
+            cost_usd: 0.0,
+            cache_keys: Vec::new(),
+            candidates: Vec::new(),
+            trace: Vec::new(),
+            loops_cut: 0,
         })
         .collect::<Vec<_>>();
     Row {
@@ -220,75 +216,31 @@ pub fn row_of_eval(label: &str, source: &Path, records: &[Record], questions: &[
     }
 }
 
-/// One line of `verdicts.jsonl`: a record without the question and gold.
-#[derive(Debug, Deserialize)]
-struct Verdict {
-    id: usize,
-    #[serde(default)]
-    strategy: String,
-    db_id: String,
-    hardness: Option<Hardness>,
-    pred: Option<String>,
-    exec: Option<bool>,
-    exact: Option<bool>,
-    status: Status,
-    error: Option<String>,
-    #[serde(default)]
-    model_failure: Option<String>,
-    #[serde(default)]
-    tokens_in: u64,
-    #[serde(default)]
-    tokens_out: u64,
-    #[serde(default)]
-    calls: usize,
-    #[serde(default)]
-    latency_ms: f64,
-    #[serde(default)]
-    cost_usd: f64,
-    #[serde(default)]
-    loops_cut: usize,
+/// What a line of `verdicts.jsonl` may leave out of a record: Spider's
+/// question and gold (not copied there), and what only a live run has.
+fn verdict_defaults() -> serde_json::Value {
+    serde_json::json!({
+        "question": "", "gold": "", "model_failure": null, "tokens_in": 0, "tokens_out": 0,
+        "latency_ms": 0.0, "calls": 0, "cost_usd": 0.0, "cache_keys": [], "candidates": []
+    })
 }
 
-fn record_from_verdict(strategy: &str, v: Verdict, gold: String) -> RunRecord {
-    RunRecord {
-        v: crate::run::record::RECORD_FORMAT,
-        id: v.id,
-        strategy: strategy.to_string(),
-        db_id: v.db_id,
-        question: String::new(),
-        gold,
-        pred: v.pred,
-        exec: v.exec,
-        exact: v.exact,
-        hardness: v.hardness,
-        status: v.status,
-        error: v.error,
-        model_failure: v.model_failure,
-        tokens_in: v.tokens_in,
-        tokens_out: v.tokens_out,
-        latency_ms: v.latency_ms,
-        calls: v.calls,
-        cost_usd: v.cost_usd,
-        cache_keys: Vec::new(),
-        candidates: Vec::new(),
-        trace: Vec::new(),
-        loops_cut: v.loops_cut,
-    }
-}
-
-/// Reads a published `verdicts.jsonl`. Unlike a checkpoint, a published
-/// file is never repaired: any line that is not a verdict is an error.
+/// Reads a published `verdicts.jsonl`: each line is a record less what
+/// [`verdict_defaults`] fills in. Unlike a checkpoint, a published file is
+/// never repaired: any line that is not a verdict is an error.
 fn read_verdicts(path: &Path) -> Result<Vec<RunRecord>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let serde_json::Value::Object(defaults) = verdict_defaults() else {
+        unreachable!("an object literal")
+    };
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: Verdict =
-            serde_json::from_str(line).with_context(|| format!("{}:{}: not a verdict line", path.display(), i + 1))?;
-        if v.strategy.is_empty() {
-            bail!("{}:{}: the verdict names no strategy", path.display(), i + 1);
+        let what = || format!("{}:{}: not a verdict line", path.display(), i + 1);
+        let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).with_context(what)?;
+        for (name, default) in &defaults {
+            fields.entry(name.as_str()).or_insert_with(|| default.clone());
         }
-        let strategy = v.strategy.clone();
-        records.push(record_from_verdict(&strategy, v, String::new()));
+        records.push(serde_json::from_value(fields.into()).with_context(what)?);
     }
     Ok(records)
 }

@@ -146,7 +146,9 @@ fn grid_row(table: &ComparisonTable, i: usize) -> Vec<String> {
     r
 }
 
-fn comparison_cell(c: Option<&Comparison>) -> String {
+/// A comparison's cell: [`format_comparison`], marked ‡ where the interval
+/// and the exact test disagree; "-" for none.
+pub fn comparison_cell(c: Option<&Comparison>) -> String {
     match c {
         None => "-".into(),
         Some(c) if disagrees(c) => format!("{} ‡", format_comparison(c)),
@@ -407,7 +409,7 @@ mod tests {
     #[test]
     fn few_discordant_questions_flag_the_interval_against_the_exact_test() {
         // 4 against 0 of 24 (the published decompose table): the bootstrap
-        // interval is above 0, the exact p is 0.125 (scipy binomtest(0, 4)).
+        // interval is above 0, the exact p is 0.125 (2 / 2^4, the exact binomial sum).
         let rows = [row("a", 0..24, |i| i < 5), row("b", 0..24, |i| i < 9)];
         let table = build(&rows, None, &StatsOptions::default()).unwrap();
         let c = table.stats.rows[1].vs_baseline.as_ref().unwrap();
@@ -476,7 +478,7 @@ mod tests {
             ("6".into(), "0".into())
         );
         assert_eq!((get(1, "ex_pct"), get(1, "base_diff_pct")), ("75".into(), "25".into()));
-        // 6 against 0: exact two-sided p = 2 / 2^6 (scipy binomtest(0, 6)).
+        // 6 against 0: exact two-sided p = 2 / 2^6 (the exact binomial sum).
         let p: f64 = get(1, "base_mcnemar_p").parse().unwrap();
         assert!((p - 0.03125).abs() < 1e-12, "{p}");
     }

@@ -462,8 +462,16 @@ impl GgufTokenizer {
 
     /// The tokens of plain text (no special tokens added or parsed).
     pub fn tokenize(&self, text: &str) -> Vec<i32> {
-        let tokens = self.model.vocab().tokenize(text.as_bytes(), false, false);
-        tokens.into_iter().map(|t| t.0).collect()
+        self.tokens(text).into_iter().map(|t| t.0).collect()
+    }
+
+    /// [`GgufTokenizer::tokenize`], as llama.cpp's tokens.
+    pub(super) fn tokens(&self, text: &str) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), false, false)
+    }
+
+    pub(super) fn model(&self) -> &LlamaModel {
+        &self.model
     }
 }
 
@@ -484,13 +492,10 @@ enum Picker {
 
 impl Picker {
     fn new(model: &LlamaModel, params: &GenParams, sample: u32) -> Result<Picker> {
-        let grammar =
-            match &params.grammar {
-                None => None,
-                Some(g) => Some(LlamaSampler::grammar(model, g, "root").map_err(|e| {
-                    anyhow!("llama.cpp refuses the request's grammar ({e}; its parse error is on stderr)")
-                })?),
-            };
+        let grammar = match &params.grammar {
+            None => None,
+            Some(g) => Some(super::recognize::grammar_sampler(model, g, "root")?),
+        };
         if params.temperature <= 0.0 {
             return Ok(grammar.map_or_else(|| Picker::Chain(LlamaSampler::greedy()), Picker::Greedy));
         }

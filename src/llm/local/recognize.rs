@@ -8,10 +8,9 @@
 //! throws on any other refused token; so a token is only ever accepted
 //! after the sampler, applied to it alone, has left its logit finite.
 
-use super::llama::backend;
-use anyhow::{Context, Result};
+use super::llama::GgufTokenizer;
+use anyhow::Result;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
@@ -34,33 +33,37 @@ pub enum Verdict {
 
 /// A model's vocabulary (loaded without its weights), for grammar checks.
 pub struct GrammarChecker {
-    model: LlamaModel,
+    vocab: GgufTokenizer,
+}
+
+/// A fresh grammar sampler for `gbnf` from rule `root`. A grammar that does
+/// not parse is an error here (llama.cpp returns no sampler and writes the
+/// parse error to stderr), never a crash.
+pub(super) fn grammar_sampler(model: &LlamaModel, gbnf: &str, root: &str) -> Result<LlamaSampler> {
+    LlamaSampler::grammar(model, gbnf, root)
+        .map_err(|e| anyhow::anyhow!("llama.cpp refuses the grammar ({e}); its parse error is on stderr"))
 }
 
 impl GrammarChecker {
     /// Loads the vocabulary of the GGUF file at `gguf`.
     pub fn load(gguf: &Path) -> Result<GrammarChecker> {
-        let params = LlamaModelParams::default().with_vocab_only(true);
-        let model = LlamaModel::load_from_file(backend()?, gguf, &params)
-            .with_context(|| format!("cannot load the vocabulary of {} with llama.cpp", gguf.display()))?;
-        Ok(GrammarChecker { model })
+        Ok(GrammarChecker {
+            vocab: GgufTokenizer::load(gguf)?,
+        })
     }
 
-    /// A fresh grammar sampler for `gbnf` from rule `root`. A grammar that
-    /// does not parse is an error here (llama.cpp returns no sampler and
-    /// writes the parse error to stderr), never a crash.
+    /// A fresh grammar sampler for `gbnf` from rule `root` ([`grammar_sampler`]).
     pub fn sampler(&self, gbnf: &str, root: &str) -> Result<LlamaSampler> {
-        LlamaSampler::grammar(&self.model, gbnf, root)
-            .map_err(|e| anyhow::anyhow!("llama.cpp refuses the grammar ({e}); its parse error is on stderr"))
+        grammar_sampler(self.vocab.model(), gbnf, root)
     }
 
     /// The tokens of `text`, as the model would write them (no special tokens).
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
-        self.model.vocab().tokenize(text.as_bytes(), false, false)
+        self.vocab.tokens(text)
     }
 
     fn piece(&self, token: LlamaToken) -> Vec<u8> {
-        self.model.vocab().token_to_piece(token, false, None)
+        self.vocab.model().vocab().token_to_piece(token, false, None)
     }
 
     /// Whether `gbnf` (from rule `root`) accepts `text`, tokenized as the
@@ -83,7 +86,7 @@ impl GrammarChecker {
                 .map_err(|e| anyhow::anyhow!("llama.cpp's grammar sampler failed on an allowed token: {e}"))?;
             offset += piece.len();
         }
-        Ok(if allows(&mut sampler, self.model.vocab().eos()) {
+        Ok(if allows(&mut sampler, self.vocab.model().vocab().eos()) {
             Verdict::Accepted
         } else {
             Verdict::Unfinished
@@ -95,7 +98,7 @@ impl GrammarChecker {
     /// constrained decoding adds to every generated token.
     pub fn full_vocab_costs(&self, gbnf: &str, root: &str, text: &str) -> Result<Vec<Duration>> {
         let mut sampler = self.sampler(gbnf, root)?;
-        let n = self.model.vocab().n_tokens();
+        let n = self.vocab.model().vocab().n_tokens();
         let mut costs = Vec::new();
         for token in self.tokenize(text) {
             let mut all =
