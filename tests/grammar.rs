@@ -6,13 +6,13 @@
 //! first wrong token. Skipped (SKIPPED in the output; a failure under CI)
 //! where the model or the Spider data is absent.
 //!
-//! `measure_grammar_costs` prints the build time per database and the cost
-//! of the grammar sampler over the whole vocabulary per generated token.
+//! The grammar's costs (build time per database, the sampler's cost per
+//! generated token) are measured in `benches/grammar.rs`.
 
 #[path = "common/mod.rs"]
 mod common;
 
-use spider_bench::dataset::schema::{DbSchema, SchemaSet};
+use spider_bench::dataset::schema::SchemaSet;
 use spider_bench::llm::grammar::sqlite_grammar;
 use spider_bench::llm::local::{GrammarChecker, Verdict};
 use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
@@ -20,7 +20,7 @@ use spider_bench::paths::models_dir;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Gold queries their database's grammar refuses: (gold file, 0-based
 /// line, why). Each must really be refused, so the list stays true.
@@ -232,64 +232,6 @@ fn a_grammar_that_does_not_parse_is_an_error_not_a_crash() {
         assert!(err.to_string().contains("refuses the grammar"), "{err}");
     }
     assert!(checker.sampler("root ::= \"x\"", "root").is_ok());
-}
-
-/// The figures of the report: grammar build time per database, sampler
-/// set-up (llama.cpp parsing the grammar), and the sampler's cost per
-/// generated token over the full vocabulary, on a few gold queries.
-#[test]
-fn measure_grammar_costs() {
-    let Some((checker, data, schemas)) = setup("measure_grammar_costs") else {
-        return;
-    };
-    let mut builds = Vec::new();
-    for schema in schemas.by_id.values() {
-        let started = Instant::now();
-        let gbnf = sqlite_grammar(schema).unwrap();
-        builds.push((started.elapsed(), gbnf.len(), schema.db_id.clone()));
-    }
-    builds.sort();
-    let total: Duration = builds.iter().map(|b| b.0).sum();
-    let (slowest, largest) = (builds.last().unwrap(), builds.iter().max_by_key(|b| b.1).unwrap());
-    let mut lines = vec![format!(
-        "grammar build: {} databases in {:.1} ms (slowest {} {:.2} ms); largest grammar {} ({} bytes)",
-        builds.len(),
-        total.as_secs_f64() * 1e3,
-        slowest.2,
-        slowest.0.as_secs_f64() * 1e3,
-        largest.2,
-        largest.1
-    )];
-    let dev = gold(&data.join("dev_gold.sql"));
-    // A small schema and the largest dev schemas, three queries each.
-    for db in ["concert_singer", "wta_1", "world_1"] {
-        lines.push(sampler_costs(checker, schemas.get(db).unwrap(), &dev));
-    }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{}", lines.join("\n"));
-}
-
-fn sampler_costs(checker: &GrammarChecker, schema: &DbSchema, dev: &[(usize, String, String)]) -> String {
-    let gbnf = sqlite_grammar(schema).unwrap();
-    let started = Instant::now();
-    drop(checker.sampler(&gbnf, "root").unwrap());
-    let setup = started.elapsed();
-    let mut costs = Vec::new();
-    for (_, sql, _) in dev.iter().filter(|q| q.2 == schema.db_id).take(3) {
-        costs.extend(checker.full_vocab_costs(&gbnf, "root", sql).unwrap());
-    }
-    costs.sort();
-    let mean = costs.iter().sum::<Duration>() / costs.len().max(1) as u32;
-    format!(
-        "{}: grammar {} bytes, sampler set-up {:.2} ms; full-vocabulary mask over {} tokens: mean {:.1} ms, median {:.1} ms, max {:.1} ms",
-        schema.db_id,
-        gbnf.len(),
-        setup.as_secs_f64() * 1e3,
-        costs.len(),
-        mean.as_secs_f64() * 1e3,
-        costs[costs.len() / 2].as_secs_f64() * 1e3,
-        costs.last().unwrap().as_secs_f64() * 1e3,
-    )
 }
 
 /// The local model under the grammar, end to end (weights loaded): greedy

@@ -79,7 +79,9 @@ pub struct ClientArgs {
     /// Environment variable holding the API key.
     #[arg(long, default_value = "OPENAI_API_KEY")]
     pub api_key_env: String,
-    /// Requests (and questions) in flight at once.
+    /// Requests (and questions) in flight at once. With a local model, also
+    /// the most answers decoded together (one llama.cpp sequence each; 1
+    /// decodes one answer after another).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Requests per minute, at most.

@@ -250,7 +250,10 @@ pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
 fn build_model(opts: &RunOptions, model: &str) -> Result<(Arc<CachedModel>, Option<Arc<LocalStats>>)> {
     let (cache, mode) = (opts.cache.open()?, opts.cache.mode());
     if model.starts_with("local:") {
-        let (backend, stats) = crate::llm::local::generator(model)?;
+        // The questions in flight are decoded together, one sequence each
+        // (more for the samples of self-consistency, as sequences free up).
+        let sequences = u32::try_from(opts.client.concurrency.clamp(1, 64)).expect("at most 64");
+        let (backend, stats) = crate::llm::local::generator(model, sequences)?;
         return Ok((Arc::new(CachedModel::new(backend, cache, mode)), Some(stats)));
     }
     let client = Arc::new(OpenAiClient::new(opts.client.config(model, mode)?)?);

@@ -68,62 +68,87 @@ impl Repair {
         }
     }
 
-    /// Repairs one candidate; a line for the trace when it asked.
-    async fn repair(&self, state: &mut QuestionState, i: usize, env: &Env) -> Result<Option<String>, LlmError> {
+    /// The follow-up request for candidate `i` when its answer has a
+    /// problem it may still be sent back for: the problem and the request.
+    async fn follow_up(
+        &self,
+        state: &mut QuestionState,
+        i: usize,
+        env: &Env,
+    ) -> Result<Option<(String, Vec<Message>, ChatRequest)>, LlmError> {
         let db = state.db.clone();
-        let mut first_problem = None;
-        loop {
-            let d = &mut state.candidates[i];
-            ensure_executed(&db, d, &env.limits).await;
-            let can_retry = d.repairs < self.params.rounds && (d.sql.is_none() || db.sqlite.is_some());
-            let Some(problem) = self.problem(d).filter(|_| can_retry) else {
-                break;
-            };
-            first_problem.get_or_insert_with(|| problem.clone());
-            let mut history = d.conversation.clone();
-            history.push(Message::assistant(d.answer.clone()));
-            let follow_up = super::prompt::render(&self.template, &serde_json::json!({ "problem": problem }))?;
-            history.extend(follow_up);
-            let req = ChatRequest {
-                messages: history.clone(),
-                params: d.params.clone(),
-                n: 1,
-            };
-            let next = match state.ask(env, &req).await {
-                Ok(mut c) => c.remove(0),
-                Err(LlmError::Request(e)) => {
-                    return Ok(Some(format!(
-                        "candidate {i}: the repair call failed ({e}); kept its answer"
-                    )));
-                }
-                Err(fatal) => return Err(fatal),
-            };
-            let d = &mut state.candidates[i];
-            d.sql = extract_sql(&next.text);
-            d.answer = next.text;
-            d.conversation = history;
-            d.execution = None;
-            d.repairs += 1;
-            d.step = "repair".into();
-        }
-        let d = &state.candidates[i];
-        Ok(first_problem.map(|p| {
-            format!(
-                "candidate {i}: {p} -> {} repairs, now {}",
-                d.repairs,
-                d.to_candidate().outcome
-            )
-        }))
+        let d = &mut state.candidates[i];
+        ensure_executed(&db, d, &env.limits).await;
+        let can_retry = d.repairs < self.params.rounds && (d.sql.is_none() || db.sqlite.is_some());
+        let Some(problem) = self.problem(d).filter(|_| can_retry) else {
+            return Ok(None);
+        };
+        let mut history = d.conversation.clone();
+        history.push(Message::assistant(d.answer.clone()));
+        let follow_up = super::prompt::render(&self.template, &serde_json::json!({ "problem": problem }))?;
+        history.extend(follow_up);
+        let req = ChatRequest {
+            messages: history.clone(),
+            params: d.params.clone(),
+            n: 1,
+        };
+        Ok(Some((problem, history, req)))
     }
 }
 
 #[async_trait::async_trait]
 impl Step for Repair {
+    /// Round by round: every candidate with a problem is sent back at once
+    /// (a local model decodes them together, an HTTP endpoint takes them in
+    /// parallel), until none has one or each has had its rounds.
     async fn apply(&self, state: &mut QuestionState, env: &Env) -> Result<(), LlmError> {
-        let mut lines = Vec::new();
-        for i in 0..state.candidates.len() {
-            lines.extend(self.repair(state, i, env).await?);
+        let n = state.candidates.len();
+        let mut first_problem: Vec<Option<String>> = vec![None; n];
+        // A candidate whose repair call failed keeps its answer.
+        let mut failed: Vec<Option<String>> = vec![None; n];
+        loop {
+            let mut asks = Vec::new();
+            for i in (0..n).filter(|&i| failed[i].is_none()) {
+                if let Some((problem, history, req)) = self.follow_up(state, i, env).await? {
+                    first_problem[i].get_or_insert(problem);
+                    asks.push((i, history, req));
+                }
+            }
+            if asks.is_empty() {
+                break;
+            }
+            let answers = futures::future::join_all(asks.iter().map(|(_, _, req)| env.model.complete(req))).await;
+            for ((i, history, _), answer) in asks.into_iter().zip(answers) {
+                let next = match answer {
+                    Ok(mut c) => {
+                        state.used(&c);
+                        c.remove(0)
+                    }
+                    Err(LlmError::Request(e)) => {
+                        failed[i] = Some(format!("candidate {i}: the repair call failed ({e}); kept its answer"));
+                        continue;
+                    }
+                    Err(fatal) => return Err(fatal),
+                };
+                let d = &mut state.candidates[i];
+                d.sql = extract_sql(&next.text);
+                d.answer = next.text;
+                d.conversation = history;
+                d.execution = None;
+                d.repairs += 1;
+                d.step = "repair".into();
+            }
         }
+        let lines: Vec<String> = (0..n)
+            .filter_map(|i| {
+                failed[i].clone().or_else(|| {
+                    let d = &state.candidates[i];
+                    first_problem[i]
+                        .as_ref()
+                        .map(|p| format!("candidate {i}: {p} -> {} repairs, now {}", d.repairs, d.to_candidate().outcome))
+                })
+            })
+            .collect();
         if lines.is_empty() {
             state.note("nothing to repair");
         }
