@@ -70,7 +70,10 @@ fn main() {
     for db in DATABASES {
         let gbnf = sqlite_grammar(schemas.get(db).unwrap()).unwrap();
         let mut costs: Vec<Duration> = Vec::new();
-        let queries = gold.lines().filter_map(|l| l.rsplit_once('\t')).filter(|(_, d)| d.trim() == db);
+        let queries = gold
+            .lines()
+            .filter_map(|l| l.rsplit_once('\t'))
+            .filter(|(_, d)| d.trim() == db);
         for (sql, _) in queries.take(3) {
             costs.extend(checker.full_vocab_costs(&gbnf, "root", sql.trim()).unwrap());
         }
@@ -93,7 +96,9 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let dev: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(data.join("dev.json")).unwrap()).unwrap();
-    println!("decoding | database | tokens free / constrained | ms per token free | constrained | grammar's cost per token");
+    println!(
+        "decoding | database | tokens free / constrained | ms per token free | constrained | grammar's cost per token"
+    );
     for temperature in [0.0, 0.8] {
         let decoding = if temperature > 0.0 { "sampled T=0.8" } else { "greedy" };
         let (mut all_free, mut all_constrained) = ((0u64, 0f64), (0u64, 0f64));
@@ -101,7 +106,12 @@ fn main() {
             let schema = schemas.get(db).unwrap();
             let gbnf: Arc<str> = sqlite_grammar(schema).unwrap().into();
             let (mut free, mut constrained) = ((0u64, 0f64), (0u64, 0f64));
-            for q in dev.iter().filter(|e| e["db_id"] == db).step_by(5).take(QUESTIONS_PER_DATABASE) {
+            for q in dev
+                .iter()
+                .filter(|e| e["db_id"] == db)
+                .step_by(5)
+                .take(QUESTIONS_PER_DATABASE)
+            {
                 let messages = prompt(schema, q["question"].as_str().unwrap());
                 for (grammar, total) in [(None, &mut free), (Some(gbnf.clone()), &mut constrained)] {
                     let params = GenParams {
@@ -143,7 +153,9 @@ fn prompt(schema: &spider_bench::dataset::schema::DbSchema, question: &str) -> V
         })
         .collect();
     vec![
-        Message::system("Write one SQLite query that answers the question. Answer with the query alone in a ```sql code block."),
+        Message::system(
+            "Write one SQLite query that answers the question. Answer with the query alone in a ```sql code block.",
+        ),
         Message::user(format!("Tables: {}\n\nQuestion: {question}", tables.join("; "))),
     ]
 }

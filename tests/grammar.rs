@@ -236,7 +236,8 @@ fn a_grammar_that_does_not_parse_is_an_error_not_a_crash() {
 
 /// The local model under the grammar, end to end (weights loaded): greedy
 /// answers to dev questions on concert_singer and on a database with many
-/// tables, each one the grammar accepts whole (so it names only the
+/// tables, and sampled ones to the first of each, each one the grammar
+/// accepts whole (so it names only the
 /// schema's tables and columns), with the time per token beside the
 /// unconstrained answer's.
 #[test]
@@ -277,7 +278,7 @@ fn the_local_model_under_the_grammar_writes_only_schema_names() {
                 )
             })
             .collect();
-        for q in dev.iter().filter(|e| e["db_id"] == db).step_by(7).take(3) {
+        for (i, q) in dev.iter().filter(|e| e["db_id"] == db).step_by(7).take(3).enumerate() {
             let messages = [
                 Message::system(
                     "Write one SQLite query that answers the question. Answer with the query alone in a ```sql code block.",
@@ -305,6 +306,25 @@ fn the_local_model_under_the_grammar_writes_only_schema_names() {
                 verdict == Verdict::Accepted || (verdict == Verdict::Unfinished && n == 160),
                 "{db}: {text:?} under the grammar: {verdict:?}"
             );
+            if i == 0 {
+                // Sampled under the grammar (a draw kept when the grammar
+                // allows it, else one from the masked distribution): every
+                // sample is a query of the grammar too.
+                let hot = GenParams {
+                    temperature: 0.8,
+                    seed: Some(2),
+                    ..params(Some(gbnf.clone()))
+                };
+                for sample in rt.block_on(model.generate(&messages, &hot, &[0, 1, 2])).unwrap() {
+                    let verdict = checker.check(&gbnf, "root", &sample.text).unwrap();
+                    assert!(
+                        verdict == Verdict::Accepted
+                            || (verdict == Verdict::Unfinished && sample.completion_tokens == 160),
+                        "{db}: sampled {:?} under the grammar: {verdict:?}",
+                        sample.text
+                    );
+                }
+            }
             lines.push(format!(
                 "{db}: constrained {n} tokens in {:.0} ms ({:.0} ms/token), unconstrained {free_n} in {:.0} ms ({:.0} ms/token)\n  constrained:   {text:?}\n  unconstrained: {free:?}",
                 t.as_secs_f64() * 1e3,

@@ -360,7 +360,10 @@ fn a_request_alone_and_its_greedy_samples_are_the_one_sequence_answer() {
             2,
             "three greedy samples are one answer decoded once"
         );
-        assert_eq!(three.iter().map(|c| c.prompt_tokens > 0).collect::<Vec<_>>(), [true, false, false]);
+        assert_eq!(
+            three.iter().map(|c| c.prompt_tokens > 0).collect::<Vec<_>>(),
+            [true, false, false]
+        );
         // The second request evaluated its prompt's last token alone (the
         // rest came from the KV cache): the first request's answer may
         // differ from it by rounding, so it is compared with a one-sequence
@@ -413,7 +416,11 @@ fn requests_in_flight_are_decoded_together_in_their_own_sequences() {
         .map(|m| rt.block_on(single.generate(m, &greedy(8000), &[0])).unwrap())
         .collect();
     for a in &alone {
-        assert!(a[0].completion_tokens < 200, "an answer of 200 tokens or more: {:?}", a[0].text);
+        assert!(
+            a[0].completion_tokens < 200,
+            "an answer of 200 tokens or more: {:?}",
+            a[0].text
+        );
     }
     let alone: Vec<String> = alone.into_iter().map(text).collect();
     let hot = GenParams {
@@ -445,4 +452,37 @@ fn requests_in_flight_are_decoded_together_in_their_own_sequences() {
     }
     let together = batched.stats.answers_together();
     assert!(together > 2.0, "only {together:.2} answers decoded together on average");
+}
+
+/// A request that fails on its own (here, a grammar llama.cpp refuses)
+/// fails alone: the request decoded beside it is answered, and so is the
+/// next one.
+#[test]
+fn a_request_that_fails_fails_alone() {
+    if model("a_request_that_fails_fails_alone").is_none() {
+        return;
+    }
+    let batched = load_model().unwrap();
+    let rt = runtime();
+    let messages = [
+        Message::system("You write SQLite queries. Answer with the query only."),
+        Message::user("Table singer(name, age). How many singers are there?"),
+    ];
+    let broken = GenParams {
+        grammar: Some("root ::= (".into()),
+        ..greedy(32)
+    };
+    let plain = greedy(32);
+    let (good, bad) = rt.block_on(async {
+        tokio::join!(
+            batched.generate(&messages, &plain, &[0]),
+            batched.generate(&messages, &broken, &[0])
+        )
+    });
+    let good = good.expect("the request beside the failing one is answered");
+    assert!(good[0].text.to_lowercase().contains("select"), "{:?}", good[0].text);
+    let bad = bad.expect_err("a grammar llama.cpp refuses fails its request");
+    assert!(bad.to_string().contains("grammar"), "{bad}");
+    let next = rt.block_on(batched.generate(&messages, &greedy(32), &[0])).unwrap();
+    assert!(next[0].completion_tokens > 0);
 }

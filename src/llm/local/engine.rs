@@ -19,17 +19,21 @@
 //! message. The samples of one request are all started from its prompt's
 //! last logits, each sampled by its own seeded sampler.
 //!
-//! One request alone is decoded exactly as a one-sequence engine would
-//! decode it (the same batches), and the greedy samples of one request are
-//! one answer decoded once. Answers decoded together can differ from their
-//! one-sequence decoding by rounding: llama.cpp's CPU attention sums a
-//! one-token batch in per-thread chunks over the KV cells (ggml-cpu
-//! ops.cpp, `use_split_kv_path`, from 512 cells) and a batch of several
-//! tokens cell by cell, so a greedy near-tie can flip (llama.cpp's server
-//! documents the same of `cache_prompt`: logits are not bit-for-bit
-//! identical across batch sizes). `--concurrency 1` decodes one sequence at
-//! a time, exactly; the README gives the measured share of answers that
-//! differ.
+//! Rounding: an answer is a function of its prompt and of the schedule.
+//! llama.cpp's CPU attention sums a one-token batch in per-thread chunks
+//! over the KV cells (ggml-cpu ops.cpp, `use_split_kv_path`, from 512
+//! cells) and a batch of several tokens cell by cell, and it spans every
+//! cell up to the highest one in use, masked, whichever sequence holds it;
+//! so how a prompt was split into batches (what the cache held), which
+//! answers share a batch and what other sequences keep all change the sums
+//! by rounding, and a greedy near-tie can flip (llama.cpp's server documents
+//! the same of `cache_prompt`: logits are not bit-for-bit identical across
+//! batch sizes). The same requests in the same order on a fresh engine give
+//! the same answers; a request alone on a fresh engine gets the one-sequence
+//! answer; the greedy samples of one request are one answer decoded once.
+//! `--concurrency 1` makes a run's schedule its order of questions; the
+//! README gives the measured share of answers that differ at 8, and a rerun
+//! reads every answer from the cache.
 
 use super::LocalStats;
 use super::llama::LocalConfig;
@@ -58,11 +62,20 @@ pub(super) struct Job {
 /// KV cells the context holds per sequence, at least: with 8 sequences,
 /// 32,768 cells (about 400 MB for the 0.5B model, 940 MB for the 1.5B).
 /// Cells are only reserved, not computed over: attention spans the cells
-/// in use.
+/// up to the highest in use.
 const CELLS_PER_SEQUENCE: u32 = 4096;
+
+/// The most cells, whatever the number of sequences (65,536: about 800 MB
+/// for the 0.5B model, 1.9 GB for the 1.5B); more sequences share them, and
+/// a request waits for room (`make_room`).
+const MOST_CELLS: u32 = 65_536;
 
 /// Prompt tokens per `decode` call.
 const BATCH: usize = 512;
+
+/// Prompt tokens that a request waits to copy from a sequence still
+/// evaluating them, rather than evaluate them itself.
+const WORTH_WAITING_FOR: usize = 32;
 
 /// A request being answered.
 struct Request {
@@ -86,11 +99,19 @@ struct Request {
 enum Work {
     Idle,
     /// Evaluating request `request`'s prompt from the cells it holds.
-    Prefill { request: usize, slot: usize, followers: Vec<(usize, usize)> },
+    Prefill {
+        request: usize,
+        slot: usize,
+        followers: Vec<(usize, usize)>,
+    },
     /// Waiting for another sequence's prompt (same request), to be copied.
     Follow,
     /// Writing the answer of `slot` (an index into the request's slots).
-    Decode { request: usize, slot: usize, answer: Box<Answer> },
+    Decode {
+        request: usize,
+        slot: usize,
+        answer: Box<Answer>,
+    },
 }
 
 struct Sequence {
@@ -118,7 +139,12 @@ struct Plan {
 /// How many of `prompt`'s tokens `cells` holds, up to all but its last
 /// (whose logits are needed).
 fn shared_prefix(cells: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
-    cells.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1)
+    cells
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(prompt.len() - 1)
 }
 
 /// One llama.cpp context and its sequences.
@@ -139,7 +165,7 @@ impl<'m> Engine<'m> {
     pub fn new(model: &'m LlamaModel, config: &LocalConfig, stats: &'m LocalStats) -> Result<Self> {
         let threads = config.threads.max(1) as i32;
         let sequences = config.sequences.max(1);
-        let cells = config.context.max(CELLS_PER_SEQUENCE * sequences);
+        let cells = config.context.max((CELLS_PER_SEQUENCE * sequences).min(MOST_CELLS));
         // One KV buffer for all sequences (unified): a prompt's cells are
         // shared by the sequences that start from it.
         let params = LlamaContextParams::default()
@@ -221,9 +247,10 @@ impl<'m> Engine<'m> {
     }
 
     /// One decode call: admits what fits, then evaluates prompt tokens if
-    /// any are waiting, else one token of every answer being written. A
-    /// failure fails every request in progress (and the cache starts
-    /// afresh).
+    /// any are waiting, else one token of every answer being written.
+    /// llama.cpp failing fails every request in progress (and the cache
+    /// starts afresh); a request's own failure (its grammar refused, a
+    /// sampler's error) fails that request alone.
     pub fn step(&mut self) {
         let result = self.admit().and_then(|()| {
             if self.sequences.iter().any(|s| matches!(s.work, Work::Prefill { .. })) {
@@ -285,7 +312,8 @@ impl<'m> Engine<'m> {
     }
 
     /// Which idle sequences would take request `id`'s next slots, and
-    /// where its prompt's longest cached prefix is; None if none is idle.
+    /// where its prompt's longest cached prefix is; None if none is idle
+    /// or a longer prefix is being evaluated.
     fn plan(&self, id: usize) -> Option<Plan> {
         let r = self.request(id);
         let idle: Vec<usize> = (0..self.sequences.len())
@@ -293,6 +321,22 @@ impl<'m> Engine<'m> {
             .collect();
         let prefix = |s: usize| shared_prefix(&self.sequences[s].cells, &r.tokens);
         let source = (0..self.sequences.len()).max_by_key(|&s| (prefix(s), self.sequences[s].is_idle()))?;
+        // A longer prefix that a sequence is evaluating now (another
+        // question on the same database, arrived just before): wait for it
+        // rather than evaluate it twice. Prompts come before answers, so the
+        // wait is a few prompt batches.
+        let pending = self
+            .sequences
+            .iter()
+            .filter_map(|s| match &s.work {
+                Work::Prefill { request, .. } => Some(shared_prefix(&self.request(*request).tokens, &r.tokens)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        if pending >= prefix(source) + WORTH_WAITING_FOR {
+            return None;
+        }
         // The leader evaluates the prompt: the source itself when idle,
         // else the idle sequence with the longest prefix of its own.
         let leader = if self.sequences[source].is_idle() {
@@ -319,7 +363,9 @@ impl<'m> Engine<'m> {
     fn make_room(&mut self, plan: &mut Plan) -> Result<bool> {
         let cells = self.ctx.n_ctx() as usize;
         loop {
-            let chosen: Vec<usize> = std::iter::once(plan.leader).chain(plan.followers.iter().copied()).collect();
+            let chosen: Vec<usize> = std::iter::once(plan.leader)
+                .chain(plan.followers.iter().copied())
+                .collect();
             let kept: usize = chosen.iter().map(|&s| self.sequences[s].cells.len()).sum();
             if self.cells_promised() - kept + chosen.len() * plan.need <= cells {
                 return Ok(true);
@@ -357,7 +403,10 @@ impl<'m> Engine<'m> {
                 .copy_kv_cache_seq(source as i32, leader as i32, None, Some(theirs as u32))?;
             self.sequences[leader].cells = tokens[..theirs].to_vec();
             theirs
-        } else if self.ctx.clear_kv_cache_seq(Some(leader as u32), Some(own as u32), None)? {
+        } else if self
+            .ctx
+            .clear_kv_cache_seq(Some(leader as u32), Some(own as u32), None)?
+        {
             self.sequences[leader].cells.truncate(own);
             own
         } else {
@@ -415,12 +464,18 @@ impl<'m> Engine<'m> {
             self.sequences[s].cells.extend_from_slice(&tokens[from..to]);
         }
         self.ctx.decode(&mut self.batch)?;
-        self.stats.prompt_evaluated.fetch_add(evaluated as u64, Ordering::Relaxed);
+        self.stats
+            .prompt_evaluated
+            .fetch_add(evaluated as u64, Ordering::Relaxed);
         self.stats
             .prompt_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         for (s, row) in finishing {
-            let Work::Prefill { request, slot, followers } = std::mem::replace(&mut self.sequences[s].work, Work::Idle)
+            let Work::Prefill {
+                request,
+                slot,
+                followers,
+            } = std::mem::replace(&mut self.sequences[s].work, Work::Idle)
             else {
                 unreachable!("a prefilling sequence");
             };
@@ -429,8 +484,16 @@ impl<'m> Engine<'m> {
                 self.ctx.copy_kv_cache_seq(s as i32, f as i32, None, Some(len as u32))?;
                 self.sequences[f].cells = self.sequences[s].cells.clone();
             }
-            for (seq, slot) in std::iter::once((s, slot)).chain(followers) {
-                self.begin_answer(seq, request, slot, row)?;
+            let starts: Vec<(usize, usize)> = std::iter::once((s, slot)).chain(followers).collect();
+            for (i, &(seq, slot)) in starts.iter().enumerate() {
+                if let Err(e) = self.begin_answer(seq, request, slot, row) {
+                    // The sequences not started yet hold the prompt, nothing else.
+                    for &(later, _) in &starts[i..] {
+                        self.sequences[later].work = Work::Idle;
+                    }
+                    self.fail_request(request, &e);
+                    break;
+                }
             }
         }
         Ok(())
@@ -476,15 +539,20 @@ impl<'m> Engine<'m> {
         self.stats
             .answer_tokens_decoded
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let mut failed = Vec::new();
         for (row, s) in rows.into_iter().enumerate() {
             let Work::Decode { request, answer, .. } = &mut self.sequences[s].work else {
                 unreachable!("a decoding sequence");
             };
             let budget = self.requests[*request].as_ref().expect("a live request").budget;
-            answer.step(&self.ctx, self.model, row as i32, budget)?;
-            if answer.done {
-                self.finish(s);
+            match answer.step(&self.ctx, self.model, row as i32, budget) {
+                Ok(()) if answer.done => self.finish(s),
+                Ok(()) => {}
+                Err(e) => failed.push((*request, e)),
             }
+        }
+        for (request, e) in failed {
+            self.fail_request(request, &e);
         }
         self.stats
             .generation_us
@@ -538,6 +606,28 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// Fails request `id` alone (its grammar refused, or a sampler failed):
+    /// its sequences go idle, keeping the cells they hold.
+    fn fail_request(&mut self, id: usize, why: &anyhow::Error) {
+        for s in 0..self.sequences.len() {
+            let followers = match &self.sequences[s].work {
+                Work::Prefill { request, followers, .. } if *request == id => followers.clone(),
+                Work::Decode { request, .. } if *request == id => Vec::new(),
+                _ => continue,
+            };
+            self.sequences[s].work = Work::Idle;
+            for (f, _) in followers {
+                self.sequences[f].work = Work::Idle;
+            }
+        }
+        self.waiting.retain(|&w| w != id);
+        if let Some(r) = self.requests[id].take()
+            && let Some(reply) = r.reply
+        {
+            let _ = reply.send(Err(LlmError::Request(format!("local generation failed: {why:#}"))));
+        }
+    }
+
     /// Fails every request in progress or waiting, and clears the cache.
     fn fail_all(&mut self, why: &str) {
         for r in self.requests.iter_mut().filter_map(Option::take) {
@@ -581,6 +671,10 @@ impl Answer {
     /// and finishes the answer at an end-of-generation token, at the
     /// repetition rule, or at `budget` tokens.
     fn step(&mut self, ctx: &LlamaContext, model: &LlamaModel, row: i32, budget: usize) -> Result<()> {
+        if budget == 0 {
+            self.finish();
+            return Ok(());
+        }
         let vocab = model.vocab();
         let token = self.picker.next(ctx, model, row)?;
         if vocab.is_eog(token) {
@@ -605,18 +699,22 @@ impl Answer {
 }
 
 /// How the next token is chosen: the request's sampler, under its grammar
-/// when it has one.
+/// when it has one. Under a grammar the unconstrained choice is tried first
+/// and the vocabulary masked (llama.cpp's grammar sampler over all 151,936
+/// tokens, about 30 to 40 ms: benches/grammar.rs) only when the grammar
+/// refuses it.
 enum Picker {
-    /// A sampler (chain) that samples and accepts in one call: unconstrained,
-    /// or a grammar chained before temperature sampling (the grammar masks
-    /// the whole vocabulary at every step, so the sample follows the masked
-    /// distribution exactly).
-    Chain(LlamaSampler),
-    /// Greedy under a grammar. The unconstrained best token is tried first
-    /// and the vocabulary masked only when the grammar refuses it: the same
-    /// token either way, without the mask's cost (benches/grammar.rs) at
-    /// most steps.
+    /// Greedy or temperature sampling, unconstrained.
+    Free(LlamaSampler),
+    /// Greedy under a grammar: the best token if the grammar allows it,
+    /// else the best the grammar allows; the same token as masking first.
     Greedy(LlamaSampler),
+    /// Sampling under a grammar: a draw from the whole distribution, kept
+    /// if the grammar allows it, else a fresh draw from the masked one. The
+    /// same distribution as masking first: a token t the grammar allows,
+    /// of probability p(t) with Z the allowed tokens' total, comes out with
+    /// probability p(t) + (1 - Z) p(t) / Z = p(t) / Z.
+    Sampled { grammar: LlamaSampler, pick: LlamaSampler },
 }
 
 impl Picker {
@@ -626,44 +724,64 @@ impl Picker {
             Some(g) => Some(super::recognize::grammar_sampler(model, g, "root")?),
         };
         if params.temperature <= 0.0 {
-            return Ok(grammar.map_or_else(|| Picker::Chain(LlamaSampler::greedy()), Picker::Greedy));
+            return Ok(grammar.map_or_else(|| Picker::Free(LlamaSampler::greedy()), Picker::Greedy));
         }
         let seed = params.seed.unwrap_or(0).wrapping_add(u64::from(sample)) as u32;
-        let pick = [LlamaSampler::temp(params.temperature as f32), LlamaSampler::dist(seed)];
-        Ok(Picker::Chain(LlamaSampler::chain_simple(
-            grammar.into_iter().chain(pick),
-        )))
+        let pick =
+            LlamaSampler::chain_simple([LlamaSampler::temp(params.temperature as f32), LlamaSampler::dist(seed)]);
+        Ok(match grammar {
+            None => Picker::Free(pick),
+            Some(grammar) => Picker::Sampled { grammar, pick },
+        })
     }
 
     /// The next token, from row `row` of the last batch's logits.
     fn next(&mut self, ctx: &LlamaContext, model: &LlamaModel, row: i32) -> Result<LlamaToken> {
         match self {
-            Picker::Chain(sampler) => Ok(sampler.sample(ctx, row)),
-            Picker::Greedy(grammar) => greedy_under(grammar, ctx, model, row),
+            Picker::Free(sampler) => Ok(sampler.sample(ctx, row)),
+            Picker::Greedy(grammar) => {
+                let best = ctx
+                    .get_logits_ith(row)
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| LlamaToken(i as i32))
+                    .context("no logits")?;
+                under_grammar(grammar, best, ctx, model, row, |all| {
+                    all.data
+                        .iter()
+                        .filter(|t| t.logit().is_finite())
+                        .max_by(|a, b| a.logit().total_cmp(&b.logit()))
+                        .map(|t| t.id())
+                })
+            }
+            Picker::Sampled { grammar, pick } => {
+                let drawn = pick.sample(ctx, row);
+                under_grammar(grammar, drawn, ctx, model, row, |all| {
+                    pick.apply(all);
+                    all.selected_token()
+                })
+            }
         }
     }
 }
 
-fn greedy_under(grammar: &mut LlamaSampler, ctx: &LlamaContext, model: &LlamaModel, row: i32) -> Result<LlamaToken> {
-    let best = |d: &[llama_cpp_2::token::data::LlamaTokenData]| {
-        d.iter()
-            .filter(|t| t.logit().is_finite())
-            .max_by(|a, b| a.logit().total_cmp(&b.logit()))
-            .map(|t| t.id())
-    };
-    let logits = ctx.get_logits_ith(row);
-    let first = logits
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| LlamaToken(i as i32))
-        .context("no logits")?;
+/// `first` if the grammar allows it, else what `choose` picks from the
+/// masked vocabulary; the grammar then accepts it.
+fn under_grammar(
+    grammar: &mut LlamaSampler,
+    first: LlamaToken,
+    ctx: &LlamaContext,
+    model: &LlamaModel,
+    row: i32,
+    choose: impl FnOnce(&mut llama_cpp_2::token::data_array::LlamaTokenDataArray) -> Option<LlamaToken>,
+) -> Result<LlamaToken> {
     let token = if super::recognize::allows(grammar, first) {
         first
     } else {
         let mut all = ctx.token_data_array_ith(row);
         grammar.apply(&mut all);
-        best(&all.data).context("the grammar allows no token here")?
+        choose(&mut all).context("the grammar allows no token here")?
     };
     // (The caller stops at an end-of-generation token; the grammar need
     // not see it.)

@@ -53,7 +53,6 @@ impl LocalConfig {
     }
 }
 
-
 pub struct LocalModel {
     config: LocalConfig,
     template: minijinja::Environment<'static>,
