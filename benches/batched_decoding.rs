@@ -12,6 +12,8 @@
 //! (prompt evaluation excluded). Needs the model (`spider-bench models
 //! fetch`); says SKIPPED otherwise.
 
+mod common;
+
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
@@ -19,8 +21,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats, backend};
 use spider_bench::llm::{GenParams, Generator, Message};
-use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
-use spider_bench::paths::models_dir;
+use spider_bench::models::DEFAULT_GENERATION_MODEL;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
@@ -125,13 +126,9 @@ fn reference(model: &LlamaModel, prompt: &str, k: usize, threads: i32, seed: u64
 }
 
 fn main() {
-    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
-    if !is_installed(spec, &models_dir()) {
-        eprintln!("SKIPPED batched_decoding: {DEFAULT_GENERATION_MODEL} is not installed (spider-bench models fetch)");
+    let Some((path, gguf)) = common::default_model("batched_decoding") else {
         return;
-    }
-    let gguf = spec.gguf().unwrap();
-    let path = models_dir().join(spec.name).join(gguf.name);
+    };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let stats = Arc::new(LocalStats::default());
     let mut config = LocalConfig::new(DEFAULT_GENERATION_MODEL, &path, gguf.sha256);

@@ -22,8 +22,7 @@ use spider_bench::dataset::schema::SchemaSet;
 use spider_bench::llm::grammar::sqlite_grammar;
 use spider_bench::llm::local::{GrammarChecker, LocalConfig, LocalModel, LocalStats};
 use spider_bench::llm::{GenParams, Generator, Message};
-use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
-use spider_bench::paths::models_dir;
+use spider_bench::models::DEFAULT_GENERATION_MODEL;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,13 +35,9 @@ fn main() {
         eprintln!("SKIPPED grammar: no Spider data (../shared/spider or $SPIDER_DATA)");
         return;
     };
-    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
-    if !is_installed(spec, &models_dir()) {
-        eprintln!("SKIPPED grammar: {DEFAULT_GENERATION_MODEL} is not installed (spider-bench models fetch)");
+    let Some((path, gguf)) = common::default_model("grammar") else {
         return;
-    }
-    let gguf = spec.gguf().unwrap();
-    let path = models_dir().join(spec.name).join(gguf.name);
+    };
     let schemas = SchemaSet::load(&data.join("tables.json")).unwrap();
 
     // 1. Building every grammar, and llama.cpp's parse of the largest.

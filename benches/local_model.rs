@@ -33,8 +33,7 @@ use spider_bench::llm::local::{LocalConfig, LocalModel, LocalStats};
 use spider_bench::llm::{
     ChatModel, ChatRequest, Completion, GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion,
 };
-use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
-use spider_bench::paths::models_dir;
+use spider_bench::models::DEFAULT_GENERATION_MODEL;
 use spider_bench::strategy::registry::{build, find};
 use spider_bench::strategy::step::Resources;
 use spider_bench::strategy::{Env, Question};
@@ -317,13 +316,9 @@ fn main() {
         println!("local_model: SKIPPED (no Spider data: set SPIDER_DATA or put it at ../shared/spider)");
         return;
     };
-    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
-    if !is_installed(spec, &models_dir()) {
-        println!("local_model: SKIPPED ({DEFAULT_GENERATION_MODEL} is not installed: run `spider-bench models fetch`)");
+    let Some((gguf, gguf_file)) = common::default_model("local_model") else {
         return;
-    }
-    let gguf_file = spec.gguf().unwrap();
-    let gguf: PathBuf = models_dir().join(spec.name).join(gguf_file.name);
+    };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
 
     let spider = Spider::open(&data).unwrap();

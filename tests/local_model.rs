@@ -323,6 +323,11 @@ fn no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule() {
                 let tail = spider_bench::llm::repetition::degenerate_tail(&tokens[..end]);
                 assert_eq!(tail, None, "{file}:{}: {sql}", line + 1);
             }
+            // And its text, byte by byte.
+            for end in 1..=sql.len() {
+                let tail = spider_bench::llm::repetition::degenerate_text(&sql.as_bytes()[..end]);
+                assert_eq!(tail, None, "{file}:{}: the text of {sql}", line + 1);
+            }
             checked += 1;
         }
     }

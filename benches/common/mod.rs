@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 /// The Spider data: `$SPIDER_DATA`, else `../shared/spider` beside the checkout.
+#[allow(dead_code)] // not every benchmark reads the data
 pub fn spider_data() -> Option<PathBuf> {
     [
         std::env::var_os("SPIDER_DATA").map(PathBuf::from),
@@ -11,4 +12,19 @@ pub fn spider_data() -> Option<PathBuf> {
     .into_iter()
     .flatten()
     .find(|p| p.join("dev.json").is_file())
+}
+
+/// The installed default generation model: its GGUF's path and file entry.
+/// None, after saying SKIPPED for `bench`, when it is not installed.
+#[allow(dead_code)] // not every benchmark loads the model
+pub fn default_model(bench: &str) -> Option<(PathBuf, &'static spider_bench::models::ModelFile)> {
+    use spider_bench::models::{DEFAULT_GENERATION_MODEL, is_installed, spec};
+    let dir = spider_bench::paths::models_dir();
+    let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
+    if !is_installed(spec, &dir) {
+        eprintln!("SKIPPED {bench}: {DEFAULT_GENERATION_MODEL} is not installed (spider-bench models fetch)");
+        return None;
+    }
+    let gguf = spec.gguf().unwrap();
+    Some((dir.join(spec.name).join(gguf.name), gguf))
 }

@@ -12,6 +12,14 @@
 //! or train does: `tests` below and `tests/local_model.rs` check it), so the
 //! rule cuts loops and nothing else. The text generated up to the stop is
 //! kept; the completion records why it was cut ([`crate::llm::Completion::cut`]).
+//!
+//! The same rule also reads the text, byte by byte ([`degenerate_text`]:
+//! blocks of up to [`TEXT_MAX_PERIOD`] bytes, at least [`TEXT_MIN_SPAN`]
+//! bytes and [`MIN_REPEATS`] copies): under a grammar, the same text can
+//! come out as different tokens from one copy to the next (the grammar masks
+//! the model's first choice of token and it takes another split), so a loop
+//! of text need not be a loop of tokens. Seen on the `constrained` rung:
+//! `WHERE Id IN ( SELECT Id FROM car_makers` repeated to max_tokens.
 
 /// The longest block the rule looks for, in tokens.
 pub const MAX_PERIOD: usize = 48;
@@ -19,14 +27,28 @@ pub const MAX_PERIOD: usize = 48;
 pub const MIN_SPAN: usize = 64;
 /// At least this many copies of the block.
 pub const MIN_REPEATS: usize = 4;
+/// The longest block of text the rule looks for, in bytes.
+pub const TEXT_MAX_PERIOD: usize = 320;
+/// At least this many bytes of repeated text before a stop.
+pub const TEXT_MIN_SPAN: usize = 256;
 
 /// The repetition that ends `tokens`, if the rule stops there: (period,
 /// copies). Checked after every new token, so only tails that end at the
 /// last token are looked at.
 pub fn degenerate_tail<T: PartialEq>(tokens: &[T]) -> Option<(usize, usize)> {
+    periodic_tail(tokens, MAX_PERIOD, MIN_SPAN)
+}
+
+/// The repetition that ends the text `bytes`, if the rule stops there:
+/// (period in bytes, copies).
+pub fn degenerate_text(bytes: &[u8]) -> Option<(usize, usize)> {
+    periodic_tail(bytes, TEXT_MAX_PERIOD, TEXT_MIN_SPAN)
+}
+
+fn periodic_tail<T: PartialEq>(tokens: &[T], max_period: usize, min_span: usize) -> Option<(usize, usize)> {
     let n = tokens.len();
-    (1..=MAX_PERIOD).find_map(|period| {
-        let span = (MIN_REPEATS * period).max(MIN_SPAN);
+    (1..=max_period).find_map(|period| {
+        let span = (MIN_REPEATS * period).max(min_span);
         if n < span {
             return None;
         }
@@ -54,6 +76,14 @@ pub fn describe(period: usize, copies: usize) -> String {
         format!("a block of {period} tokens")
     };
     format!("stopped early: {block} repeated {copies} times (the repetition rule, src/llm/repetition.rs)")
+}
+
+/// The reason for a loop of text: "stopped early: 38 bytes of text
+/// repeated 7 times".
+pub fn describe_text(period: usize, copies: usize) -> String {
+    format!(
+        "stopped early: {period} bytes of text repeated {copies} times (the repetition rule, src/llm/repetition.rs)"
+    )
 }
 
 #[cfg(test)]
@@ -98,6 +128,25 @@ mod tests {
         for end in 1..=chars.len() {
             assert_eq!(degenerate_tail(&chars[..end]), None);
         }
+    }
+
+    #[test]
+    fn a_loop_of_text_stops_whatever_its_tokens() {
+        // (The start shares no end with the block, so the loop starts
+        // right after it.)
+        let start = "SELECT count(*) FROM model_list;";
+        let copy = "WHERE Id IN ( SELECT Id FROM car_makers ";
+        let mut text = String::from(start);
+        while text.len() < start.len() + TEXT_MIN_SPAN {
+            text.push_str(copy);
+        }
+        let short = &text.as_bytes()[..start.len() + TEXT_MIN_SPAN - 1];
+        assert_eq!(degenerate_text(short), None, "under the span");
+        let long = &text.as_bytes()[..start.len() + TEXT_MIN_SPAN];
+        assert_eq!(degenerate_text(long).map(|t| t.0), Some(copy.len()));
+        let sql = b"SELECT T1.name , count(*) FROM singer AS T1 JOIN concert AS T2 ON T1.id = T2.singer_id \
+                    WHERE T2.year = 2014 OR T2.year = 2015 GROUP BY T1.name HAVING count(*) > 1";
+        assert!((1..=sql.len()).all(|end| degenerate_text(&sql[..end]).is_none()));
     }
 
     #[test]

@@ -686,6 +686,9 @@ impl Answer {
         if let Some((period, copies)) = repetition::degenerate_tail(&self.tokens) {
             self.cut = Some(repetition::describe(period, copies));
             self.finish();
+        } else if let Some((period, copies)) = repetition::degenerate_text(&self.bytes) {
+            self.cut = Some(repetition::describe_text(period, copies));
+            self.finish();
         } else if self.tokens.len() >= budget {
             self.finish();
         }
