@@ -60,8 +60,7 @@ fn write_inputs(data: &Path, dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn main() {
-    let Some(data) = common::spider_data() else {
-        println!("eval_gold: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
+    let Some(data) = common::spider_data("eval_gold") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("spider-bench-bench-{}", std::process::id()));

@@ -31,8 +31,7 @@ const QUESTIONS_PER_DATABASE: usize = 4;
 const MAX_TOKENS: u32 = 160;
 
 fn main() {
-    let Some(data) = common::spider_data() else {
-        eprintln!("SKIPPED grammar: no Spider data (../shared/spider or $SPIDER_DATA)");
+    let Some(data) = common::spider_data("grammar") else {
         return;
     };
     let Some((path, gguf)) = common::default_model("grammar") else {

@@ -312,8 +312,7 @@ fn row(engine: &str, style: &str, f: &Figures) -> String {
 }
 
 fn main() {
-    let Some(data) = common::spider_data() else {
-        println!("local_model: SKIPPED (no Spider data: set SPIDER_DATA or put it at ../shared/spider)");
+    let Some(data) = common::spider_data("local_model") else {
         return;
     };
     let Some((gguf, gguf_file)) = common::default_model("local_model") else {

@@ -18,12 +18,14 @@ use spider_bench::retrieval::select::{Method, Query, Scores, rank};
 use std::time::Instant;
 
 fn main() {
-    let data = common::spider_data();
-    let model_dir = models_dir().join(MINILM_NAME);
-    let (Some(data), true) = (data, model_dir.join("model.safetensors").is_file()) else {
-        println!("retrieval: SKIPPED (needs the Spider data and `spider-bench models fetch {MINILM_NAME}`)");
+    let Some(data) = common::spider_data("retrieval") else {
         return;
     };
+    let model_dir = models_dir().join(MINILM_NAME);
+    if !model_dir.join("model.safetensors").is_file() {
+        println!("retrieval: SKIPPED, {MINILM_NAME} is not installed (run `spider-bench models fetch {MINILM_NAME}`)");
+        return;
+    }
     let spider = Spider::open(&data).unwrap();
     let dev = spider.load_split(Split::Dev).unwrap();
     let schemas = spider.load_schemas().unwrap();

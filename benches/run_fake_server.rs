@@ -36,9 +36,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn main() {
-    let data = common::spider_data();
-    let Some(data) = data else {
-        println!("run_fake_server: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
+    let Some(data) = common::spider_data("run_fake_server") else {
         return;
     };
     let dev: Vec<serde_json::Value> =

@@ -35,11 +35,11 @@ fn load_with_sequences(sequences: u32) -> Option<LocalModel> {
     Some(LocalModel::load(config, Arc::new(LocalStats::default())).unwrap())
 }
 
-/// The installed default model, loaded once per test process.
-fn model(test: &str) -> Option<&'static LocalModel> {
-    static MODEL: OnceLock<Option<LocalModel>> = OnceLock::new();
-    let model = MODEL.get_or_init(load_model);
-    if model.is_none() {
+/// Whether the default model is installed; says SKIPPED for `test` if not.
+/// For tests that load models of their own.
+fn installed(test: &str) -> bool {
+    let ok = is_installed(spec(DEFAULT_GENERATION_MODEL).unwrap(), &models_dir());
+    if !ok {
         common::skip(
             test,
             &format!(
@@ -48,7 +48,16 @@ fn model(test: &str) -> Option<&'static LocalModel> {
             ),
         );
     }
-    model.as_ref()
+    ok
+}
+
+/// The installed default model, loaded once per test process.
+fn model(test: &str) -> Option<&'static LocalModel> {
+    static MODEL: OnceLock<Option<LocalModel>> = OnceLock::new();
+    if !installed(test) {
+        return None;
+    }
+    MODEL.get_or_init(load_model).as_ref()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -108,7 +117,7 @@ fn the_chat_template_is_the_models_own() {
 /// sample's seed is its slot.
 #[test]
 fn greedy_is_deterministic_and_sampling_follows_the_seed() {
-    if model("greedy_is_deterministic_and_sampling_follows_the_seed").is_none() {
+    if !installed("greedy_is_deterministic_and_sampling_follows_the_seed") {
         return;
     }
     let rt = runtime();
@@ -160,7 +169,7 @@ fn greedy_is_deterministic_and_sampling_follows_the_seed() {
 
 #[test]
 fn a_shared_prefix_is_reused_and_gives_the_same_answer() {
-    if model("a_shared_prefix_is_reused_and_gives_the_same_answer").is_none() {
+    if !installed("a_shared_prefix_is_reused_and_gives_the_same_answer") {
         return;
     }
     let model = &load_model().unwrap();
@@ -225,7 +234,7 @@ fn zero_shot_on_a_handful_of_dev_questions() {
     let Some(data) = common::real_spider(test) else {
         return;
     };
-    if model(test).is_none() {
+    if !installed(test) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -306,7 +315,10 @@ fn a_generation_stuck_in_a_loop_is_stopped_by_the_repetition_rule() {
 #[test]
 fn no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule() {
     let test = "no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule";
-    let (Some(_), Some(data)) = (model(test), common::real_spider(test)) else {
+    if !installed(test) {
+        return;
+    }
+    let Some(data) = common::real_spider(test) else {
         return;
     };
     let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
@@ -339,7 +351,7 @@ fn no_gold_query_of_dev_or_train_would_be_cut_by_the_repetition_rule() {
 /// samples are that one answer, decoded once.
 #[test]
 fn a_request_alone_and_its_greedy_samples_are_the_one_sequence_answer() {
-    if model("a_request_alone_and_its_greedy_samples_are_the_one_sequence_answer").is_none() {
+    if !installed("a_request_alone_and_its_greedy_samples_are_the_one_sequence_answer") {
         return;
     }
     let rt = runtime();
@@ -390,7 +402,7 @@ fn a_request_alone_and_its_greedy_samples_are_the_one_sequence_answer() {
 #[test]
 fn requests_in_flight_are_decoded_together_in_their_own_sequences() {
     let test = "requests_in_flight_are_decoded_together_in_their_own_sequences";
-    if model(test).is_none() {
+    if !installed(test) {
         return;
     }
     let batched = load_model().unwrap();
@@ -464,7 +476,7 @@ fn requests_in_flight_are_decoded_together_in_their_own_sequences() {
 /// next one.
 #[test]
 fn a_request_that_fails_fails_alone() {
-    if model("a_request_that_fails_fails_alone").is_none() {
+    if !installed("a_request_that_fails_fails_alone") {
         return;
     }
     let batched = load_model().unwrap();

@@ -2,16 +2,21 @@
 
 use std::path::PathBuf;
 
-/// The Spider data: `$SPIDER_DATA`, else `../shared/spider` beside the checkout.
+/// The Spider data: `$SPIDER_DATA`, else `../shared/spider` beside the
+/// checkout. None, after saying SKIPPED for `bench`, when neither has it.
 #[allow(dead_code)] // not every benchmark reads the data
-pub fn spider_data() -> Option<PathBuf> {
-    [
+pub fn spider_data(bench: &str) -> Option<PathBuf> {
+    let found = [
         std::env::var_os("SPIDER_DATA").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spider")),
     ]
     .into_iter()
     .flatten()
-    .find(|p| p.join("dev.json").is_file())
+    .find(|p| p.join("dev.json").is_file());
+    if found.is_none() {
+        println!("{bench}: SKIPPED, no Spider data (set SPIDER_DATA or put it at ../shared/spider)");
+    }
+    found
 }
 
 /// The installed default generation model: its GGUF's path and file entry.
@@ -22,7 +27,7 @@ pub fn default_model(bench: &str) -> Option<(PathBuf, &'static spider_bench::mod
     let dir = spider_bench::paths::models_dir();
     let spec = spec(DEFAULT_GENERATION_MODEL).unwrap();
     if !is_installed(spec, &dir) {
-        eprintln!("SKIPPED {bench}: {DEFAULT_GENERATION_MODEL} is not installed (spider-bench models fetch)");
+        println!("{bench}: SKIPPED, {DEFAULT_GENERATION_MODEL} is not installed (run `spider-bench models fetch`)");
         return None;
     }
     let gguf = spec.gguf().unwrap();

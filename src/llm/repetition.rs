@@ -75,15 +75,17 @@ pub fn describe(period: usize, copies: usize) -> String {
     } else {
         format!("a block of {period} tokens")
     };
-    format!("stopped early: {block} repeated {copies} times (the repetition rule, src/llm/repetition.rs)")
+    stopped(&block, copies)
 }
 
 /// The reason for a loop of text: "stopped early: 38 bytes of text
 /// repeated 7 times".
 pub fn describe_text(period: usize, copies: usize) -> String {
-    format!(
-        "stopped early: {period} bytes of text repeated {copies} times (the repetition rule, src/llm/repetition.rs)"
-    )
+    stopped(&format!("{period} bytes of text"), copies)
+}
+
+fn stopped(block: &str, copies: usize) -> String {
+    format!("stopped early: {block} repeated {copies} times (the repetition rule, src/llm/repetition.rs)")
 }
 
 #[cfg(test)]

@@ -86,13 +86,20 @@ struct Request {
     admitted: usize,
     answers: Vec<Option<RawCompletion>>,
     started: Instant,
-    reply: Option<tokio::sync::oneshot::Sender<Result<Vec<RawCompletion>, LlmError>>>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<RawCompletion>, LlmError>>,
     /// Answer tokens each sample may write: the request's max_tokens,
     /// within the window a prompt and its answer may fill.
     budget: usize,
     /// Greedy samples asked for: all the same answer, so one is decoded
     /// and copied (exactly the one-sample answer, at the cost of one).
     greedy_copies: usize,
+}
+
+impl Request {
+    /// The cells one of its samples may fill: the prompt and a whole answer.
+    fn need(&self) -> usize {
+        self.tokens.len() + self.budget
+    }
 }
 
 /// What a sequence is doing.
@@ -230,7 +237,7 @@ impl<'m> Engine<'m> {
             greedy_copies,
             admitted: 0,
             started: Instant::now(),
-            reply: Some(job.reply),
+            reply: job.reply,
             budget,
         };
         let id = match self.requests.iter().position(Option::is_none) {
@@ -275,25 +282,13 @@ impl<'m> Engine<'m> {
             .iter()
             .map(|s| match &s.work {
                 Work::Idle => s.cells.len(),
-                Work::Prefill { request, .. } | Work::Decode { request, .. } => {
-                    let r = self.request(*request);
-                    r.tokens.len() + r.budget
-                }
+                // The leader and the sequences that will copy its prompt.
+                Work::Prefill { request, followers, .. } => (1 + followers.len()) * self.request(*request).need(),
+                Work::Decode { request, .. } => self.request(*request).need(),
                 // Counted with the sequence it follows.
                 Work::Follow => 0,
             })
-            .sum::<usize>()
-            + self
-                .sequences
-                .iter()
-                .filter_map(|s| match &s.work {
-                    Work::Prefill { request, followers, .. } => {
-                        let r = self.request(*request);
-                        Some(followers.len() * (r.tokens.len() + r.budget))
-                    }
-                    _ => None,
-                })
-                .sum::<usize>()
+            .sum()
     }
 
     /// Gives free sequences to waiting requests, oldest first, as long as
@@ -352,7 +347,7 @@ impl<'m> Engine<'m> {
             leader,
             source,
             followers,
-            need: r.tokens.len() + r.budget,
+            need: r.need(),
         })
     }
 
@@ -505,15 +500,12 @@ impl<'m> Engine<'m> {
         let r = self.request(request);
         let mut answer = Box::new(Answer::new(Picker::new(self.model, &r.params, r.slots[slot])?));
         answer.step(&self.ctx, self.model, row, r.budget)?;
+        let done = answer.done;
         self.sequences[s].work = Work::Decode { request, slot, answer };
-        if self.answer_done(s) {
+        if done {
             self.finish(s);
         }
         Ok(())
-    }
-
-    fn answer_done(&self, s: usize) -> bool {
-        matches!(&self.sequences[s].work, Work::Decode { answer, .. } if answer.done)
     }
 
     /// Decodes the last token of every answer being written, and samples
@@ -600,9 +592,7 @@ impl<'m> Engine<'m> {
                 };
                 answers.resize(r.greedy_copies, copy);
             }
-            if let Some(reply) = r.reply {
-                let _ = reply.send(Ok(answers));
-            }
+            let _ = r.reply.send(Ok(answers));
         }
     }
 
@@ -621,19 +611,17 @@ impl<'m> Engine<'m> {
             }
         }
         self.waiting.retain(|&w| w != id);
-        if let Some(r) = self.requests[id].take()
-            && let Some(reply) = r.reply
-        {
-            let _ = reply.send(Err(LlmError::Request(format!("local generation failed: {why:#}"))));
+        if let Some(r) = self.requests[id].take() {
+            let _ = r
+                .reply
+                .send(Err(LlmError::Request(format!("local generation failed: {why:#}"))));
         }
     }
 
     /// Fails every request in progress or waiting, and clears the cache.
     fn fail_all(&mut self, why: &str) {
         for r in self.requests.iter_mut().filter_map(Option::take) {
-            if let Some(reply) = r.reply {
-                let _ = reply.send(Err(LlmError::Request(why.to_string())));
-            }
+            let _ = r.reply.send(Err(LlmError::Request(why.to_string())));
         }
         self.waiting.clear();
         for s in &mut self.sequences {

@@ -36,7 +36,7 @@ pub struct LocalConfig {
 
 /// The default of [`LocalConfig::sequences`]: llama.cpp's CPU throughput
 /// grows up to about 8 sequences on 2 cores (issue 12's measurements: 1.9x
-/// one sequence at 8, 2.1x at 16; benches/batched_decoding.rs: 2.5x at 8),
+/// one sequence at 8, 2.1x at 16; benches/batched_decoding.rs: 2.8x at 8),
 /// self-consistency asks for 5, and `run --concurrency` defaults to 8.
 pub const DEFAULT_SEQUENCES: u32 = 8;
 
@@ -258,7 +258,7 @@ impl LazyLocal {
         };
         Ok(LazyLocal {
             name: name.to_string(),
-            sequences: sequences.max(1),
+            sequences,
             gguf,
             model: tokio::sync::OnceCell::new(),
             stats: Arc::default(),

@@ -69,13 +69,14 @@ impl Repair {
     }
 
     /// The follow-up request for candidate `i` when its answer has a
-    /// problem it may still be sent back for: the problem and the request.
+    /// problem it may still be sent back for: the problem, and the request
+    /// (whose messages are the candidate's conversation from then on).
     async fn follow_up(
         &self,
         state: &mut QuestionState,
         i: usize,
         env: &Env,
-    ) -> Result<Option<(String, Vec<Message>, ChatRequest)>, LlmError> {
+    ) -> Result<Option<(String, ChatRequest)>, LlmError> {
         let db = state.db.clone();
         let d = &mut state.candidates[i];
         ensure_executed(&db, d, &env.limits).await;
@@ -88,11 +89,11 @@ impl Repair {
         let follow_up = super::prompt::render(&self.template, &serde_json::json!({ "problem": problem }))?;
         history.extend(follow_up);
         let req = ChatRequest {
-            messages: history.clone(),
+            messages: history,
             params: d.params.clone(),
             n: 1,
         };
-        Ok(Some((problem, history, req)))
+        Ok(Some((problem, req)))
     }
 }
 
@@ -109,16 +110,16 @@ impl Step for Repair {
         loop {
             let mut asks = Vec::new();
             for i in (0..n).filter(|&i| failed[i].is_none()) {
-                if let Some((problem, history, req)) = self.follow_up(state, i, env).await? {
+                if let Some((problem, req)) = self.follow_up(state, i, env).await? {
                     first_problem[i].get_or_insert(problem);
-                    asks.push((i, history, req));
+                    asks.push((i, req));
                 }
             }
             if asks.is_empty() {
                 break;
             }
-            let answers = futures::future::join_all(asks.iter().map(|(_, _, req)| env.model.complete(req))).await;
-            for ((i, history, _), answer) in asks.into_iter().zip(answers) {
+            let answers = futures::future::join_all(asks.iter().map(|(_, req)| env.model.complete(req))).await;
+            for ((i, req), answer) in asks.into_iter().zip(answers) {
                 let next = match answer {
                     Ok(mut c) => {
                         state.used(&c);
@@ -133,7 +134,7 @@ impl Step for Repair {
                 let d = &mut state.candidates[i];
                 d.sql = extract_sql(&next.text);
                 d.answer = next.text;
-                d.conversation = history;
+                d.conversation = req.messages;
                 d.execution = None;
                 d.repairs += 1;
                 d.step = "repair".into();
