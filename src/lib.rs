@@ -10,7 +10,8 @@
 //! (example selection: BM25, embeddings, selectors) -> [`strategy`] (strategies as
 //! steps over one question state: schema, examples, prompt templates,
 //! generation, repair, voting, decomposition) -> [`run`] (every question through every
-//! strategy, scored and checkpointed) -> [`report`] (renderings of the
+//! strategy, scored and checkpointed) -> [`finetune`] (training data built
+//! with the strategies' prompt steps) -> [`report`] (renderings of the
 //! official summary). [`commands`] sits on top: the CLI subcommands and
 //! their arguments; `src/main.rs` only parses and dispatches.
 //!
@@ -30,6 +31,7 @@ pub mod dataset;
 pub mod download;
 pub mod eval;
 pub mod exec;
+pub mod finetune;
 pub mod llm;
 pub mod models;
 pub mod net;

@@ -2,7 +2,7 @@
 //! arguments of each command are defined next to it, in the library.
 
 use clap::{Parser, Subcommand};
-use spider_bench::commands::{compare, data_check, eval, models, retrieval, run};
+use spider_bench::commands::{compare, data_check, eval, finetune, models, retrieval, run};
 use spider_bench::dataset::fetch::FetchOptions;
 use std::process::ExitCode;
 
@@ -36,6 +36,11 @@ enum Command {
     },
     /// List the strategies: built-in rungs and files in strategies/.
     Strategies(run::StrategiesArgs),
+    /// Fine-tuning: training data, its checks, LoRA training of a local model.
+    Finetune {
+        #[command(subcommand)]
+        command: FinetuneCommand,
+    },
     /// Inspect the Spider data folder.
     Data {
         #[command(subcommand)]
@@ -49,6 +54,24 @@ enum ModelsCommand {
     Fetch(models::FetchArgs),
     /// Show the known models and whether they are installed.
     List(models::ListArgs),
+}
+
+#[derive(Subcommand)]
+enum FinetuneCommand {
+    /// One training example per train question: the prompt a strategy
+    /// builds at inference time and the gold SQL (no dev question or
+    /// database ever); validation split by database.
+    Export(spider_bench::finetune::export::ExportOptions),
+    /// Check a training file before training: format errors, token counts
+    /// with the model's tokenizer, duplicates, train/validation overlap,
+    /// epochs, cost or time.
+    Check(spider_bench::finetune::check::CheckOptions),
+    /// LoRA fine-tuning of a local model (PyTorch + PEFT, in a pinned
+    /// Python environment installed on first use); registers the adapter.
+    Train(spider_bench::finetune::train::TrainOptions),
+    /// Install the pinned Python environment that `train` uses, now
+    /// (idempotent; `train` does it on first use).
+    Setup,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +94,12 @@ fn main() -> ExitCode {
         Command::Models { command } => match command {
             ModelsCommand::Fetch(a) => models::fetch(&a),
             ModelsCommand::List(a) => models::print_list(&a),
+        },
+        Command::Finetune { command } => match command {
+            FinetuneCommand::Export(a) => finetune::export_command(&a),
+            FinetuneCommand::Check(a) => finetune::check_command(&a),
+            FinetuneCommand::Train(a) => finetune::train_command(&a),
+            FinetuneCommand::Setup => finetune::setup_command(),
         },
         Command::Data { command } => match command {
             DataCommand::Fetch(a) => spider_bench::dataset::fetch::fetch(&a),

@@ -5,6 +5,9 @@
 //! ../shared/docs/local-models.md), and every file is checked against its
 //! known sha256 before it is put in place.
 
+pub mod adapters;
+pub mod local_ref;
+
 use crate::paths::models_dir;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -344,7 +347,8 @@ fn copy_hashing(reader: &mut impl Read, out: &mut impl Write) -> Result<(String,
     Ok((hex::encode(hasher.finalize()), total))
 }
 
-fn sha256_of(path: &Path) -> Option<String> {
+/// The sha256 of a file, `None` when it cannot be read.
+pub fn sha256_of(path: &Path) -> Option<String> {
     let mut f = std::fs::File::open(path).ok()?;
     copy_hashing(&mut f, &mut std::io::sink()).ok().map(|(h, _)| h)
 }

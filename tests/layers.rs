@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 ///   model name or folder (`llm`'s local model, `retrieval`'s local
 ///   embedder, `run`'s default model, `commands`).
 /// - Then the flow: `dataset -> exec -> eval -> llm -> retrieval -> strategy
-///   -> run -> report`, with `commands` (the CLI) on top. `src/main.rs` and
+///   -> run -> finetune -> report`, with `commands` (the CLI) on top. `src/main.rs` and
 ///   `src/lib.rs` are not modules of the crate's tree and are not checked.
 const LAYERS: &[&str] = &[
     "paths",
@@ -33,6 +33,7 @@ const LAYERS: &[&str] = &[
     "retrieval",
     "strategy",
     "run",
+    "finetune",
     "report",
     "commands",
 ];

@@ -170,7 +170,7 @@ fn every_rung_scores_100_percent_on_dev_when_the_model_answers_the_gold() {
     ));
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("real-ladder-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut o = spider_bench::run::RunOptions::new(vec!["ladder".into()], "gpt-4o-mini");
+    let mut o = spider_bench::run::RunOptions::new(vec!["ladder-prompting".into()], "gpt-4o-mini");
     o.data = Some(data);
     o.client.base_url = Some(server.url.clone());
     o.client.api_key_env = "SPIDER_BENCH_NO_KEY".into();

@@ -23,6 +23,7 @@ fn ranked(method: Method, question: &str, db: &str, hypothesis: Option<&str>, k:
         preliminary: hypothesis,
         seed: 1,
         options: Default::default(),
+        exclude: &[],
     };
     let scores = lexical_scores(&pool, question, schema);
     rank(&pool, method, &q, k, &scores)
@@ -124,6 +125,7 @@ fn hyde_options_compare_sql_text_or_skeletons_with_identifiers() {
             preliminary: Some(hypothesis),
             seed: 0,
             options,
+            exclude: &[],
         };
         let scores = lexical_scores(&pool, "x", schema);
         pool.examples[rank(&pool, Method::Hyde, &q, 1, &scores)[0]].sql.clone()

@@ -353,7 +353,7 @@ fn the_ladder_toml_strategies_and_rust_strategies_run_by_name() {
     let server = FakeLlm::start(script);
     let outcome = run(&options(
         &server,
-        &["ladder", "zero-shot-rows", "schema-link"],
+        &["ladder-prompting", "zero-shot-rows", "schema-link"],
         &dir.join("run"),
         &dir.join("c.sqlite"),
     ))
@@ -494,4 +494,63 @@ fn a_damaged_database_is_skipped_with_the_reason_and_never_asked_about() {
         );
     }
     assert_eq!(server.calls(), 3, "only the scorable questions reach the model");
+}
+
+/// A strategy file's `model = ...` binds the rung to that model: one run
+/// puts rungs on two models in one table, each request names its rung's
+/// model, config.json records the bound model, and resuming with another
+/// binding is refused as another run.
+#[test]
+fn a_rung_bound_to_a_model_runs_on_it_beside_the_run_model() {
+    let dir = scratch("bound");
+    let strategies = dir.join("strategies");
+    std::fs::create_dir_all(&strategies).unwrap();
+    let bound = "extends = \"zero-shot\"\ndescription = \"zero-shot on the tuned model\"\nmodel = \"tuned-model\"\n";
+    std::fs::write(strategies.join("tuned.toml"), bound).unwrap();
+    let server = FakeLlm::start(gold_answers(gold_map()));
+    let mut o = options(
+        &server,
+        &["zero-shot", "tuned"],
+        &dir.join("run"),
+        &dir.join("c.sqlite"),
+    );
+    o.strategies_dir = strategies.clone();
+    let outcome = run(&o).unwrap();
+    let names: Vec<&str> = outcome.summaries.iter().map(|s| s.strategy.as_str()).collect();
+    assert_eq!(names, ["zero-shot", "tuned"]);
+    assert!(outcome.summaries.iter().all(|s| s.exec_correct == 11));
+    // 11 scorable questions per rung, each request naming its rung's model.
+    let models: Vec<String> = server
+        .bodies()
+        .iter()
+        .map(|b| b["model"].as_str().unwrap().to_string())
+        .collect();
+    let count = |m: &str| models.iter().filter(|x| *x == m).count();
+    assert_eq!((count("gpt-4o-mini"), count("tuned-model"), models.len()), (11, 11, 22));
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["model"], "gpt-4o-mini");
+    assert!(config["strategies"][0].get("model").is_none(), "{config}");
+    assert_eq!(config["strategies"][1]["model"]["model"], "tuned-model");
+    // Bound to another model, the folder is another run's.
+    std::fs::write(
+        strategies.join("tuned.toml"),
+        bound.replace("tuned-model", "other-model"),
+    )
+    .unwrap();
+    o.resume = true;
+    let e = run(&o).err().expect("another binding is another run");
+    assert!(
+        format!("{e:#}").contains("strategy tuned ran on tuned-model, now other-model"),
+        "{e:#}"
+    );
+    // A composition of parts bound to two models is refused.
+    std::fs::write(
+        strategies.join("other.toml"),
+        bound.replace("tuned-model", "third-model"),
+    )
+    .unwrap();
+    let mut o2 = options(&server, &["tuned+other"], &dir.join("run2"), &dir.join("c.sqlite"));
+    o2.strategies_dir = strategies;
+    let e = run(&o2).err().expect("two models in one strategy");
+    assert!(format!("{e:#}").contains("a strategy runs on one model"), "{e:#}");
 }

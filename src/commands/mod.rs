@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod data_check;
 pub mod eval;
+pub mod finetune;
 pub mod models;
 pub mod retrieval;
 pub mod run;

@@ -57,7 +57,7 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
     let (_, table) = args.table.table(load_run(&outcome.dir)?.rows)?;
     write_summary(&outcome.dir, &table)?;
     print!("{}", render(&table, args.format));
-    let calls = if outcome.local_stats.is_some() {
+    let calls = if !outcome.local_stats.is_empty() {
         "local generations"
     } else {
         "HTTP requests"
@@ -68,12 +68,12 @@ pub fn run_command(args: &RunArgs) -> Result<()> {
         outcome.backend_calls,
         outcome.cache_hits
     );
-    if let Some(stats) = outcome
+    for (name, stats) in outcome
         .local_stats
-        .as_ref()
-        .filter(|s| s.generations.load(Ordering::Relaxed) > 0)
+        .iter()
+        .filter(|(_, s)| s.generations.load(Ordering::Relaxed) > 0)
     {
-        eprintln!("local model: {}", stats.describe());
+        eprintln!("local model {name}: {}", stats.describe());
     }
     let errors: usize = outcome.summaries.iter().map(|s| s.errors).sum();
     let resume = format!(

@@ -27,7 +27,9 @@ mod engine;
 #[cfg(feature = "local-models")]
 mod llama;
 #[cfg(feature = "local-models")]
-pub use llama::{DEFAULT_SEQUENCES, GgufTokenizer, LazyLocal, LocalConfig, LocalModel, backend};
+pub use llama::{
+    Adapter, ChatTokenizer, DEFAULT_SEQUENCES, GgufTokenizer, LazyLocal, LocalConfig, LocalModel, backend,
+};
 #[cfg(feature = "local-models")]
 mod recognize;
 #[cfg(feature = "local-models")]

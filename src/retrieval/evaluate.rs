@@ -156,6 +156,7 @@ pub fn evaluate(
                         preliminary: prelim.as_deref(),
                         seed: e.id as u64,
                         options,
+                        exclude: &[],
                     };
                     let lexical;
                     let scores = match dense_scores.and_then(|d| d.get(&e.id)) {

@@ -42,6 +42,13 @@ pub struct ExamplePool {
     indexes: [std::sync::OnceLock<super::similarity::Bm25Index>; 3],
     /// Distinct skeletons, identifiers masked [0] and kept [1].
     distinct: [std::sync::OnceLock<DistinctSkeletons>; 2],
+    /// The examples of each question, normalised ([`same_question_key`]).
+    by_question: std::sync::OnceLock<std::collections::HashMap<String, Vec<usize>>>,
+}
+
+/// Questions compare equal when they differ only in case and spacing.
+fn same_question_key(question: &str) -> String {
+    question.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 /// The pool's distinct SQL skeletons.
@@ -91,7 +98,32 @@ impl ExamplePool {
             dbs,
             indexes: Default::default(),
             distinct: Default::default(),
+            by_question: Default::default(),
         }
+    }
+
+    /// The pool examples a train question's own prompt must not show: those
+    /// asking the same question (up to case and spacing) and those on its
+    /// database, in order.
+    pub fn left_out_for(&self, question: &str, db_id: &str) -> Vec<usize> {
+        let mut out = self.same_question(question);
+        out.extend((0..self.examples.len()).filter(|&i| self.examples[i].db_id == db_id));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The pool examples asking `question` (up to case and spacing), in
+    /// order.
+    pub fn same_question(&self, question: &str) -> Vec<usize> {
+        let index = self.by_question.get_or_init(|| {
+            let mut index: std::collections::HashMap<String, Vec<usize>> = Default::default();
+            for (i, e) in self.examples.iter().enumerate() {
+                index.entry(same_question_key(&e.question)).or_default().push(i);
+            }
+            index
+        });
+        index.get(&same_question_key(question)).cloned().unwrap_or_default()
     }
 
     /// The distinct skeletons of the pool, and which one each example has.

@@ -72,6 +72,10 @@ pub struct Query<'a> {
     /// Per-question seed for `random`.
     pub seed: u64,
     pub options: RankOptions,
+    /// Pool indices never to return, sorted (the fine-tuning export leaves
+    /// out the example being written, every other with its question, and
+    /// those of its database).
+    pub exclude: &'a [usize],
 }
 
 /// How a hypothetical answer is compared with pool SQL.
@@ -211,9 +215,22 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The `k` best pool examples for the query, best first. Methods that need
-/// a preliminary answer fall back to question similarity without one.
+/// The `k` best pool examples for the query, best first, none of
+/// `q.exclude`. Methods that need a preliminary answer fall back to
+/// question similarity without one.
 pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores: &Scores) -> Vec<usize> {
+    // Every method ranks the pool and keeps a prefix, so the k best of the
+    // allowed examples are among the k + |exclude| best of all.
+    without_excluded(rank_all(pool, method, q, k + q.exclude.len(), scores), q.exclude, k)
+}
+
+fn without_excluded(mut ranked: Vec<usize>, exclude: &[usize], k: usize) -> Vec<usize> {
+    ranked.retain(|i| exclude.binary_search(i).is_err());
+    ranked.truncate(k);
+    ranked
+}
+
+fn rank_all(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores: &Scores) -> Vec<usize> {
     let questions = || scores.question.clone();
     let by_skeleton = |candidates: &[usize], prelim: &str| {
         let tie = questions();
@@ -266,7 +283,8 @@ pub fn rank(pool: &ExamplePool, method: Method, q: &Query<'_>, k: usize, scores:
         (Method::HydeDifficulty, Some(p)) => by_skeleton(&same_hardness(p).unwrap_or(all), p),
         (Method::Dail, Some(p)) => {
             let masked = &scores.masked;
-            by_skeleton(&top_k(masked, DAIL_CANDIDATES, None), p)
+            let first = top_k(masked, DAIL_CANDIDATES + q.exclude.len(), None);
+            by_skeleton(&without_excluded(first, q.exclude, DAIL_CANDIDATES), p)
         }
         _ => top_k(&questions(), k, None),
     }

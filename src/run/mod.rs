@@ -148,6 +148,10 @@ pub struct StrategyEntry {
     pub name: String,
     pub description: String,
     pub parameters: serde_json::Value,
+    /// The model of a strategy bound to one other than the run's
+    /// ([`Strategy::model`]); absent for those on the run's model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelIdentity>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -169,8 +173,8 @@ pub struct RunOutcome {
     /// in this invocation: 0 when everything came from the cache.
     pub backend_calls: u64,
     pub cache_hits: u64,
-    /// Speed counters of the embedded model, when the run used it.
-    pub local_stats: Option<Arc<LocalStats>>,
+    /// Speed counters of each embedded model the run used, by model name.
+    pub local_stats: Vec<(String, Arc<LocalStats>)>,
 }
 
 fn sha256_file(path: &Path) -> Option<String> {
@@ -226,7 +230,15 @@ fn db_infos(spider: &Spider, scorer: &Scorer, examples: &[&Example]) -> Result<B
     Ok(out)
 }
 
+/// The example pool of every train question (train_spider, and
+/// train_others when present).
 pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
+    pool_of(spider, &load_train(spider)?)
+}
+
+/// The train questions: train_spider, then train_others when present (its
+/// ids continue after train_spider's).
+pub fn load_train(spider: &Spider) -> Result<Vec<Example>> {
     let mut train = spider
         .load_split(Split::Train)
         .context("example strategies take their examples from the train split")?;
@@ -238,10 +250,23 @@ pub fn load_pool(spider: &Spider) -> Result<Arc<ExamplePool>> {
             e
         }));
     }
-    let scorer = Scorer::new(spider, &train, JudgeConfig::default())?;
+    Ok(train)
+}
+
+/// The example pool of these train questions, with their databases.
+pub fn pool_of(spider: &Spider, train: &[Example]) -> Result<Arc<ExamplePool>> {
+    let scorer = Scorer::new(spider, train, JudgeConfig::default())?;
     let refs: Vec<&Example> = train.iter().collect();
     let dbs = db_infos(spider, &scorer, &refs)?;
-    Ok(Arc::new(ExamplePool::new(&train, dbs)))
+    Ok(Arc::new(ExamplePool::new(train, dbs)))
+}
+
+/// The databases of these questions as strategies see them (schema, and
+/// the SQLite file when it is present and sound).
+pub fn databases_of(spider: &Spider, examples: &[Example]) -> Result<BTreeMap<String, Arc<DbInfo>>> {
+    let scorer = Scorer::new(spider, examples, JudgeConfig::default())?;
+    let refs: Vec<&Example> = examples.iter().collect();
+    db_infos(spider, &scorer, &refs)
 }
 
 /// The model of the run behind the cache: the embedded llama.cpp model for
@@ -283,22 +308,17 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let dbs = db_infos(&questions.spider, &questions.scorer, &chosen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let strategies = build_strategies(&questions.spider, opts, &runtime)?;
-    let (model, local_stats) = build_model(opts, &model_name)?;
-    let config = run_config(opts, &questions, &ids, &strategies, model.identity());
+    let models = RunModels::build(opts, &model_name, &strategies)?;
+    let rungs = models.bind(&strategies, &questions.limits);
+    let config = run_config(opts, &questions, &ids, &rungs, models.identity(&model_name));
     let dir = run_dir(opts, &model_name);
     prepare_dir(&dir, &config, opts)?;
     let ctx = RunContext {
         scorer: questions.scorer,
         dbs,
-        env: Arc::new(Env {
-            model: model.clone() as Arc<dyn ChatModel>,
-            limits: questions.limits,
-            schemas: Default::default(),
-        }),
         prices: load_prices(opts)?,
-        model_name,
     };
-    let execution = runtime.block_on(execute(&ctx, &strategies, &chosen, &dir, opts))?;
+    let execution = runtime.block_on(execute(&ctx, &rungs, &chosen, &dir, opts))?;
     let order: Vec<String> = strategies.iter().map(|s| s.name().to_string()).collect();
     let (records, summaries) = write_summary(&dir, &order, ids.len())?;
     Ok(RunOutcome {
@@ -306,10 +326,101 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         records,
         summaries,
         execution,
-        backend_calls: model.backend_calls(),
-        cache_hits: model.stats.hits.load(Ordering::Relaxed),
-        local_stats,
+        backend_calls: models.backend_calls(),
+        cache_hits: models.cache_hits(),
+        local_stats: models.local_stats(),
     })
+}
+
+/// The models of a run: `--model`, and every model a strategy is bound to,
+/// each behind the cache (a local one is loaded only when its first
+/// request misses the cache).
+struct RunModels {
+    /// `--model` (or the default model).
+    run_model: String,
+    by_name: BTreeMap<String, (Arc<CachedModel>, Option<Arc<LocalStats>>)>,
+}
+
+/// A strategy with the model it runs on.
+struct Rung {
+    strategy: Arc<dyn Strategy>,
+    env: Arc<Env>,
+    /// The model's name as given (prices are looked up by it).
+    model_name: String,
+    /// Whether it runs on another model than the run's.
+    bound: bool,
+}
+
+impl RunModels {
+    fn build(opts: &RunOptions, run_model: &str, strategies: &[Arc<dyn Strategy>]) -> Result<RunModels> {
+        let mut by_name = BTreeMap::new();
+        by_name.insert(
+            run_model.to_string(),
+            build_model(opts, run_model).with_context(|| format!("--model {run_model}"))?,
+        );
+        for s in strategies {
+            let Some(name) = s.model() else { continue };
+            if !by_name.contains_key(name) {
+                let built =
+                    build_model(opts, name).with_context(|| format!("strategy {} runs on model {name}", s.name()))?;
+                by_name.insert(name.to_string(), built);
+            }
+        }
+        Ok(RunModels {
+            run_model: run_model.to_string(),
+            by_name,
+        })
+    }
+
+    fn identity(&self, name: &str) -> ModelIdentity {
+        self.by_name[name].0.identity()
+    }
+
+    /// Each strategy with its model: its own, else the run's. Strategies on
+    /// one model share its environment (and so its schema cache).
+    fn bind(&self, strategies: &[Arc<dyn Strategy>], limits: &Limits) -> Vec<Rung> {
+        let mut envs: BTreeMap<&str, Arc<Env>> = BTreeMap::new();
+        strategies
+            .iter()
+            .map(|s| {
+                let name = s.model().unwrap_or(&self.run_model);
+                let env = envs
+                    .entry(name)
+                    .or_insert_with(|| {
+                        Arc::new(Env {
+                            model: self.by_name[name].0.clone() as Arc<dyn ChatModel>,
+                            limits: limits.clone(),
+                            schemas: Default::default(),
+                        })
+                    })
+                    .clone();
+                Rung {
+                    strategy: s.clone(),
+                    env,
+                    model_name: name.to_string(),
+                    bound: name != self.run_model,
+                }
+            })
+            .collect()
+    }
+
+    fn backend_calls(&self) -> u64 {
+        self.by_name.values().map(|(m, _)| m.backend_calls()).sum()
+    }
+
+    fn cache_hits(&self) -> u64 {
+        self.by_name
+            .values()
+            .map(|(m, _)| m.stats.hits.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn local_stats(&self) -> Vec<(String, Arc<LocalStats>)> {
+        self.by_name
+            .iter()
+            .filter_map(|(name, (_, stats))| stats.clone().map(|s| (name.clone(), s)))
+            .collect()
+    }
 }
 
 /// The questions of the split, with the scorer of their databases and the
@@ -385,16 +496,27 @@ fn build_strategies(
     } else {
         None
     };
+    let resources = resources_for(&found, pool, opts, runtime)?;
+    found.iter().map(|f| build(f, &resources)).collect()
+}
+
+/// What building the strategies `found` needs: the example pool (when one
+/// shows examples) and its embeddings for the similarities they name.
+pub fn resources_for(
+    found: &[StrategySpec],
+    pool: Option<Arc<ExamplePool>>,
+    opts: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Resources> {
     let dense = match &pool {
-        Some(pool) => runtime.block_on(prepare_dense(&found, pool, opts))?,
+        Some(pool) => runtime.block_on(prepare_dense(found, pool, opts))?,
         None => Default::default(),
     };
-    let resources = Resources {
+    Ok(Resources {
         pool,
         dense,
         strategies_dir: opts.strategies_dir.clone(),
-    };
-    found.iter().map(|f| build(f, &resources)).collect()
+    })
 }
 
 /// What `config.json` records of this run.
@@ -402,7 +524,7 @@ fn run_config(
     opts: &RunOptions,
     questions: &Questions,
     ids: &[usize],
-    strategies: &[Arc<dyn Strategy>],
+    rungs: &[Rung],
     model: ModelIdentity,
 ) -> RunConfig {
     let (spider, scorer) = (&questions.spider, &questions.scorer);
@@ -414,12 +536,13 @@ fn run_config(
         split: opts.split.name().to_string(),
         selection: opts.selection.clone(),
         ids: ids.to_vec(),
-        strategies: strategies
+        strategies: rungs
             .iter()
-            .map(|s| StrategyEntry {
-                name: s.name().into(),
-                description: s.description().into(),
-                parameters: s.parameters(),
+            .map(|r| StrategyEntry {
+                name: r.strategy.name().into(),
+                description: r.strategy.description().into(),
+                parameters: r.strategy.parameters(),
+                model: r.bound.then(|| r.env.model.identity()),
             })
             .collect(),
         scoring: ScoringConfig {
@@ -609,7 +732,16 @@ fn differences(old: &RunConfig, new: &RunConfig) -> (Vec<String>, Vec<String>) {
         forceable.push(format!("spider-bench {}, now {}", old.tool_version, new.tool_version));
     }
     for (a, b) in old.strategies.iter().zip(&new.strategies) {
-        if a != b {
+        if a.model != b.model {
+            let shown =
+                |m: &Option<ModelIdentity>| m.as_ref().map_or("the run's model".to_string(), |m| m.model.clone());
+            another.push(format!(
+                "strategy {} ran on {}, now {}",
+                a.name,
+                shown(&a.model),
+                shown(&b.model)
+            ));
+        } else if a != b {
             forceable.push(format!("strategy {}: its steps, parameters or prompts differ", a.name));
         }
     }
@@ -641,15 +773,14 @@ fn differences(old: &RunConfig, new: &RunConfig) -> (Vec<String>, Vec<String>) {
 struct RunContext {
     scorer: Arc<Scorer>,
     dbs: BTreeMap<String, Arc<DbInfo>>,
-    env: Arc<Env>,
     prices: PriceTable,
-    model_name: String,
 }
 
-async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) -> Result<RunRecord, LlmError> {
+async fn answer(ctx: &RunContext, rung: &Rung, example: &Example) -> Result<RunRecord, LlmError> {
+    let strategy = rung.strategy.as_ref();
     let scorable = ctx.scorer.context(&example.db_id).is_some_and(|c| c.missing.is_none());
     let prediction = match ctx.dbs.get(&example.db_id) {
-        Some(db) if scorable => match strategy.predict(&Question { example, db }, &ctx.env).await {
+        Some(db) if scorable => match strategy.predict(&Question { example, db }, &rung.env).await {
             Err(LlmError::Unavailable(e)) => Prediction {
                 unavailable: Some(e),
                 ..Default::default()
@@ -704,7 +835,7 @@ async fn answer(ctx: &RunContext, strategy: &dyn Strategy, example: &Example) ->
         // (+ 0.0: an empty f64 sum is -0.0)
         latency_ms: c.iter().map(|x| x.latency_ms).sum::<f64>() + 0.0,
         calls: c.len(),
-        cost_usd: ctx.prices.cost(&ctx.model_name, tokens_in, tokens_out),
+        cost_usd: ctx.prices.cost(&rung.model_name, tokens_in, tokens_out),
         cache_keys: c.iter().map(|x| x.cache_key.clone()).collect(),
         candidates: prediction.candidates,
         trace: prediction.trace,
@@ -722,7 +853,7 @@ pub struct Execution {
 
 async fn execute(
     ctx: &RunContext,
-    strategies: &[Arc<dyn Strategy>],
+    rungs: &[Rung],
     chosen: &[&Example],
     dir: &Path,
     opts: &RunOptions,
@@ -741,16 +872,16 @@ async fn execute(
     // cache (and an HTTP server with prompt caching, too).
     let mut by_db: Vec<&Example> = chosen.to_vec();
     by_db.sort_by(|a, b| (&a.db_id, a.id).cmp(&(&b.db_id, b.id)));
-    let todo: Vec<(&Arc<dyn Strategy>, &Example)> = strategies
+    let todo: Vec<(&Rung, &Example)> = rungs
         .iter()
-        .flat_map(|s| by_db.iter().map(move |e| (s, *e)))
-        .filter(|(s, e)| !done.contains(&(s.name().to_string(), e.id)))
+        .flat_map(|r| by_db.iter().map(move |e| (r, *e)))
+        .filter(|(r, e)| !done.contains(&(r.strategy.name().to_string(), e.id)))
         .collect();
     let bar = progress_bar(opts.progress, (todo.len() + done.len()) as u64, done.len() as u64);
     let kept: Vec<&RunRecord> = existing.records.iter().filter(|r| r.status != Status::Error).collect();
     let mut tally = Tally::from(kept);
     bar.set_message(tally.message());
-    let mut results = futures::stream::iter(todo.into_iter().map(|(s, e)| answer(ctx, s.as_ref(), e)))
+    let mut results = futures::stream::iter(todo.into_iter().map(|(r, e)| answer(ctx, r, e)))
         .buffer_unordered(opts.client.concurrency.max(1));
     let mut in_a_row = 0u64;
     while let Some(result) = results.next().await {

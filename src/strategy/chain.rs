@@ -14,6 +14,8 @@ pub struct Chain {
     steps: Vec<(String, Arc<dyn Step>)>,
     /// The resolved steps, as config.json records them.
     parameters: serde_json::Value,
+    /// The model it is bound to, if any ([`StrategySpec::model`]).
+    model: Option<String>,
 }
 
 impl Chain {
@@ -38,6 +40,7 @@ impl Chain {
             description: spec.description.clone(),
             steps,
             parameters: serde_json::json!({ "steps": resolved }),
+            model: spec.model.clone(),
         })
     }
 
@@ -85,6 +88,10 @@ impl Strategy for Chain {
 
     fn parameters(&self) -> serde_json::Value {
         self.parameters.clone()
+    }
+
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     async fn predict(&self, q: &Question<'_>, env: &Env) -> Result<Prediction, LlmError> {

@@ -71,5 +71,10 @@ pub trait Strategy: Send + Sync {
     fn description(&self) -> &str;
     /// The resolved steps and parameters, recorded in the run's configuration.
     fn parameters(&self) -> serde_json::Value;
+    /// The model it must run on (a strategy file's `model = ...`); `None`
+    /// runs on the run's `--model`.
+    fn model(&self) -> Option<&str> {
+        None
+    }
     async fn predict(&self, question: &Question<'_>, env: &Env) -> Result<Prediction, LlmError>;
 }

@@ -32,11 +32,22 @@ fn strategy_list(path: &Path) -> Option<Vec<String>> {
         .collect()
 }
 
-/// Replaces the name of a list file (e.g. `ladder`) by the strategies it lists.
+/// Replaces the name of a list file (e.g. `ladder`) by the strategies it
+/// lists; a list may name other lists (`ladder` is `ladder-prompting` and
+/// the fine-tuned rungs).
 pub fn expand(names: &[String], strategies_dir: &Path) -> Vec<String> {
+    expand_at(names, strategies_dir, 0)
+}
+
+fn expand_at(names: &[String], strategies_dir: &Path, depth: usize) -> Vec<String> {
     names
         .iter()
-        .flat_map(|n| strategy_list(&strategies_dir.join(format!("{n}.toml"))).unwrap_or_else(|| vec![n.clone()]))
+        .flat_map(|n| match strategy_list(&strategies_dir.join(format!("{n}.toml"))) {
+            // A list that names itself (directly or not) stops expanding
+            // here; the name is then reported as no strategy.
+            Some(listed) if depth < 8 => expand_at(&listed, strategies_dir, depth + 1),
+            _ => vec![n.clone()],
+        })
         .collect()
 }
 
@@ -63,10 +74,14 @@ pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn listing(spec: &StrategySpec, source: &str) -> Listing {
+    let steps = match &spec.model {
+        Some(model) => format!("{} (on {model})", spec.steps_line()),
+        None => spec.steps_line(),
+    };
     Listing {
         name: spec.name.clone(),
         description: spec.description.clone(),
-        steps: spec.steps_line(),
+        steps,
         source: source.to_string(),
     }
 }
@@ -111,6 +126,12 @@ pub fn find(name: &str, strategies_dir: &Path) -> Result<StrategySpec> {
 
 /// Builds a found strategy.
 pub fn build(spec: &StrategySpec, resources: &Resources) -> Result<Arc<dyn Strategy>> {
+    Ok(Arc::new(build_chain(spec, resources)?))
+}
+
+/// Builds a found strategy as its chain of steps (which a caller can run
+/// over a question state of its own, as the fine-tuning export does).
+pub fn build_chain(spec: &StrategySpec, resources: &Resources) -> Result<Chain> {
     let catalog = Catalog::new(&resources.strategies_dir);
     let resolve = |name: &str| catalog.resolve(name);
     let ctx = BuildContext {
@@ -118,5 +139,5 @@ pub fn build(spec: &StrategySpec, resources: &Resources) -> Result<Arc<dyn Strat
         base_dir: &resources.strategies_dir,
         resolve: &resolve,
     };
-    Ok(Arc::new(Chain::build(spec, &ctx)?))
+    Chain::build(spec, &ctx)
 }

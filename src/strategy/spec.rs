@@ -16,6 +16,12 @@ pub struct StrategySpec {
     pub name: String,
     pub description: String,
     pub steps: Vec<StepSpec>,
+    /// The model the strategy runs on (TOML `model = "..."`, e.g. a
+    /// fine-tuned `local:qwen2.5-coder-0.5b+lora:NAME`), whatever `run
+    /// --model` says; `None` runs on the run's model. This is how one run
+    /// puts base and fine-tuned rungs in one table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 impl StrategySpec {
@@ -85,16 +91,19 @@ impl Catalog {
         let parts: Vec<&str> = name.split('+').map(str::trim).collect();
         let mut steps: Vec<StepSpec> = Vec::new();
         let mut descriptions = Vec::new();
+        let mut model: Option<String> = None;
         for part in &parts {
             let one = self.one(part, depth)?;
             steps = compose(&steps, &one.steps).with_context(|| format!("composing {name}"))?;
             descriptions.push(one.description);
+            model = bind_model(model, one.model, part).with_context(|| format!("composing {name}"))?;
         }
         check_order(&steps).with_context(|| format!("strategy {name}"))?;
         Ok(StrategySpec {
             name: name.to_string(),
             description: descriptions.join("; "),
             steps,
+            model,
         })
     }
 
@@ -161,6 +170,7 @@ impl Catalog {
         let name = take_str(&mut table, "name")?.unwrap_or_else(|| default_name.to_string());
         let description = take_str(&mut table, "description")?;
         let extends = take_str(&mut table, "extends")?;
+        let model = take_str(&mut table, "model")?;
         let listed: Option<Vec<StepSpec>> = match table.remove("steps") {
             Some(v) => Some(v.try_into().context("`steps` must be a list of step names or tables")?),
             None => None,
@@ -179,7 +189,7 @@ impl Catalog {
             let step = if key == "generation" { "generate" } else { key.as_str() };
             let toml::Value::Table(params) = value else {
                 bail!(
-                    "unknown key `{key}`: a strategy file has name, description, extends, steps, and tables named after steps"
+                    "unknown key `{key}`: a strategy file has name, description, extends, model, steps, and tables named after steps"
                 );
             };
             kind(step).with_context(|| format!("table [{key}]"))?;
@@ -196,11 +206,25 @@ impl Catalog {
             )?;
         }
         check_order(&steps)?;
+        // A file's own `model` wins over the one it extends.
+        let base_model = base.as_ref().and_then(|b| b.model.clone());
         Ok(StrategySpec {
             name,
             description: description.or_else(|| base.map(|b| b.description)).unwrap_or_default(),
             steps,
+            model: model.or(base_model),
         })
+    }
+}
+
+/// The model of a composition so far, with `part`'s: parts that name
+/// models must name the same one (a strategy runs on one model).
+fn bind_model(so_far: Option<String>, part_model: Option<String>, part: &str) -> Result<Option<String>> {
+    match (so_far, part_model) {
+        (Some(a), Some(b)) if a != b => {
+            bail!("{part} runs on {b} but an earlier part runs on {a}: a strategy runs on one model")
+        }
+        (a, b) => Ok(a.or(b)),
     }
 }
 

@@ -156,6 +156,13 @@ pub struct QuestionState {
     /// What steps tell later steps (e.g. `class`, `subqueries`); prompt
     /// templates see every entry as a variable.
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// Set by the fine-tuning export, where the question is itself a train
+    /// example: the `examples` step then never shows a pool example with
+    /// the same question (the example itself among them) or on the same
+    /// database, so a training prompt never holds its own answer and looks
+    /// like a dev prompt (dev databases are never in the pool). Runs on dev
+    /// leave it unset.
+    pub leave_out_same_question: bool,
     /// The event of the step now running.
     current: TraceEvent,
 }
@@ -176,6 +183,7 @@ impl QuestionState {
             grammar: None,
             trace: Vec::new(),
             vars: Default::default(),
+            leave_out_same_question: false,
             current: TraceEvent::default(),
         }
     }

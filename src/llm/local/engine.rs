@@ -203,6 +203,13 @@ impl<'m> Engine<'m> {
         })
     }
 
+    /// Applies a LoRA adapter to every answer of this context (scale 1).
+    pub fn apply_adapter(&mut self, adapter: &mut llama_cpp_2::model::LlamaLoraAdapter) -> Result<()> {
+        self.ctx
+            .lora_adapter_set(adapter, 1.0)
+            .map_err(|e| anyhow::anyhow!("llama.cpp cannot apply the LoRA adapter: {e}"))
+    }
+
     /// Nothing to do until the next request.
     pub fn is_idle(&self) -> bool {
         self.requests.iter().all(Option::is_none)

@@ -6,8 +6,8 @@ use super::engine::{Engine, Job};
 use crate::llm::{GenParams, Generator, LlmError, Message, ModelIdentity, RawCompletion};
 use anyhow::{Context, Result, anyhow, bail};
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -32,6 +32,15 @@ pub struct LocalConfig {
     /// decode call per token (src/llm/local/engine.rs). 1 is one sample
     /// after another.
     pub sequences: u32,
+    /// A LoRA adapter applied to the model (GGUF LoRA format, scale 1).
+    pub adapter: Option<Adapter>,
+}
+
+/// A LoRA adapter file and its hash (part of the model's identity).
+#[derive(Clone, Debug)]
+pub struct Adapter {
+    pub path: PathBuf,
+    pub sha256: String,
 }
 
 /// The default of [`LocalConfig::sequences`]: llama.cpp's CPU throughput
@@ -49,6 +58,7 @@ impl LocalConfig {
             context: 8192,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             sequences: DEFAULT_SEQUENCES,
+            adapter: None,
         }
     }
 }
@@ -90,23 +100,9 @@ impl LocalModel {
         let template = is_ready
             .recv()
             .map_err(|_| anyhow!("the local model's thread stopped while loading"))??;
-        let mut env = minijinja::Environment::new();
-        // Hugging Face renders chat templates with these Jinja settings.
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .expect("valid syntax"),
-        );
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template_owned("chat", template)
-            .with_context(|| format!("the chat template in {} does not parse", config.gguf.display()))?;
         Ok(LocalModel {
+            template: template_env(template, &config.gguf)?,
             config,
-            template: env,
             jobs,
             stats,
         })
@@ -115,13 +111,36 @@ impl LocalModel {
     /// The prompt text for `messages`: the model's chat template with the
     /// assistant's turn opened.
     pub fn render(&self, messages: &[Message]) -> Result<String, LlmError> {
-        let template = self.template.get_template("chat").expect("added at load");
-        template
-            .render(
-                minijinja::context! { messages => minijinja::value::Serde(messages), add_generation_prompt => true },
-            )
-            .map_err(|e| LlmError::Request(format!("cannot apply the chat template: {e}")))
+        render_prompt(&self.template, messages)
     }
+}
+
+/// A GGUF's chat template, ready to render (as the Hugging Face tools
+/// render it).
+fn template_env(template: String, gguf: &Path) -> Result<minijinja::Environment<'static>> {
+    let mut env = minijinja::Environment::new();
+    // Hugging Face renders chat templates with these Jinja settings.
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("valid syntax"),
+    );
+    env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
+    env.add_template_owned("chat", template)
+        .with_context(|| format!("the chat template in {} does not parse", gguf.display()))?;
+    Ok(env)
+}
+
+/// `messages` through the chat template, the assistant's turn opened.
+fn render_prompt(env: &minijinja::Environment<'static>, messages: &[Message]) -> Result<String, LlmError> {
+    let template = env.get_template("chat").expect("added at load");
+    template
+        .render(minijinja::context! { messages => minijinja::value::Serde(messages), add_generation_prompt => true })
+        .map_err(|e| LlmError::Request(format!("cannot apply the chat template: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -149,7 +168,8 @@ impl Generator for LocalModel {
     }
 
     fn identity(&self) -> ModelIdentity {
-        identity(&self.config.name, &self.config.sha256)
+        let adapter = self.config.adapter.as_ref().map(|a| a.sha256.as_str());
+        identity(&self.config.name, &self.config.sha256, adapter)
     }
 
     fn calls(&self) -> u64 {
@@ -157,30 +177,52 @@ impl Generator for LocalModel {
     }
 }
 
-fn identity(name: &str, sha256: &str) -> ModelIdentity {
+/// The model in cache keys and config.json: the GGUF's hash, and the
+/// adapter's where there is one (a model without an adapter keeps the
+/// identity it had before adapters existed, so its cache still answers).
+fn identity(name: &str, sha256: &str, adapter_sha256: Option<&str>) -> ModelIdentity {
+    let adapter = adapter_sha256
+        .map(|a| format!(" + lora (sha256 {a})"))
+        .unwrap_or_default();
     ModelIdentity {
         endpoint: "local (llama.cpp)".into(),
-        model: format!("local:{name} (gguf sha256 {sha256})"),
+        model: format!("local:{name} (gguf sha256 {sha256}){adapter}"),
     }
 }
 
 fn worker(config: &LocalConfig, stats: &LocalStats, queue: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String>>) {
-    let loaded = (|| -> Result<(LlamaModel, String)> {
-        let model = LlamaModel::load_from_file(backend()?, &config.gguf, &LlamaModelParams::default())
+    let loaded = (|| -> Result<(LlamaModel, String, Option<LlamaLoraAdapter>)> {
+        let mut model = LlamaModel::load_from_file(backend()?, &config.gguf, &LlamaModelParams::default())
             .with_context(|| format!("cannot load {} with llama.cpp", config.gguf.display()))?;
         let template = model
             .meta_val_str("tokenizer.chat_template")
             .with_context(|| format!("{} has no chat template", config.gguf.display()))?;
-        Ok((model, template))
+        let adapter = match &config.adapter {
+            Some(a) => Some(model.lora_adapter_init(&a.path).map_err(|e| {
+                anyhow!(
+                    "llama.cpp cannot load the LoRA adapter {} on {} ({e}): is it a GGUF LoRA adapter made for this base model?",
+                    a.path.display(),
+                    config.gguf.display()
+                )
+            })?),
+            None => None,
+        };
+        Ok((model, template, adapter))
     })();
-    let (model, template) = match loaded {
+    let (model, template, mut adapter) = match loaded {
         Ok(x) => x,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let mut engine = match Engine::new(&model, config, stats) {
+    let engine = Engine::new(&model, config, stats).and_then(|mut engine| {
+        if let Some(adapter) = adapter.as_mut() {
+            engine.apply_adapter(adapter)?;
+        }
+        Ok(engine)
+    });
+    let mut engine = match engine {
         Ok(engine) => engine,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -235,13 +277,52 @@ impl GgufTokenizer {
     }
 }
 
-/// The local model a `--model` value names ("local:qwen2.5-coder-0.5b"),
-/// loaded (and installed, where it is missing) on the first request that
-/// the cache cannot answer: a replay from the cache needs no weights.
+/// Token counts of conversations as the local model sees them: the prompt
+/// through the GGUF's chat template (special tokens parsed), the answer as
+/// the text the model writes plus its end-of-turn token. This is what
+/// inference evaluates and what fine-tuning trains on.
+pub struct ChatTokenizer {
+    tokenizer: GgufTokenizer,
+    template: minijinja::Environment<'static>,
+}
+
+impl ChatTokenizer {
+    pub fn load(gguf: &Path) -> Result<ChatTokenizer> {
+        let tokenizer = GgufTokenizer::load(gguf)?;
+        let template = tokenizer
+            .model
+            .meta_val_str("tokenizer.chat_template")
+            .with_context(|| format!("{} has no chat template", gguf.display()))?;
+        Ok(ChatTokenizer {
+            template: template_env(template, gguf)?,
+            tokenizer,
+        })
+    }
+
+    /// Tokens of the prompt that `messages` make, the assistant's turn opened.
+    pub fn prompt_tokens(&self, messages: &[Message]) -> Result<usize> {
+        let text = render_prompt(&self.template, messages).map_err(|e| anyhow!("{e}"))?;
+        Ok(self
+            .tokenizer
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), false, true)
+            .len())
+    }
+
+    /// Tokens of an answer, with the end-of-turn token that closes it.
+    pub fn answer_tokens(&self, answer: &str) -> usize {
+        self.tokenizer.tokenize(answer).len() + 1
+    }
+}
+
+/// The local model a `--model` value names ("local:qwen2.5-coder-0.5b",
+/// "local:PATH.gguf", either with "+lora:ADAPTER"), loaded (and installed,
+/// where it is missing) on the first request that the cache cannot answer:
+/// a replay from the cache needs no weights.
 pub struct LazyLocal {
-    name: String,
+    resolved: crate::models::local_ref::ResolvedLocal,
     sequences: u32,
-    gguf: &'static crate::models::ModelFile,
     model: tokio::sync::OnceCell<LocalModel>,
     pub stats: Arc<LocalStats>,
 }
@@ -252,14 +333,10 @@ impl LazyLocal {
         let Some(name) = model.strip_prefix("local:") else {
             bail!("{model:?} is not a local model (they are named local:NAME)");
         };
-        let spec = crate::models::spec(name).with_context(|| format!("--model {model}"))?;
-        let Some(gguf) = spec.gguf() else {
-            bail!("{name} is not a generation model (see `spider-bench models list`)");
-        };
+        let resolved = crate::models::local_ref::LocalRef::parse(name)?.resolve()?;
         Ok(LazyLocal {
-            name: name.to_string(),
+            resolved,
             sequences,
-            gguf,
             model: tokio::sync::OnceCell::new(),
             stats: Arc::default(),
         })
@@ -268,9 +345,9 @@ impl LazyLocal {
     async fn model(&self) -> Result<&LocalModel, LlmError> {
         self.model
             .get_or_try_init(|| async {
-                let (name, gguf, stats) = (self.name.clone(), self.gguf, self.stats.clone());
+                let (resolved, stats) = (self.resolved.clone(), self.stats.clone());
                 let sequences = self.sequences;
-                tokio::task::spawn_blocking(move || load_installed(&name, gguf, sequences, stats))
+                tokio::task::spawn_blocking(move || load_installed(&resolved, sequences, stats))
                     .await
                     .map_err(|e| LlmError::Fatal(format!("loading the local model failed: {e}")))?
                     .map_err(|e| LlmError::Fatal(format!("{e:#}")))
@@ -280,14 +357,16 @@ impl LazyLocal {
 }
 
 fn load_installed(
-    name: &str,
-    gguf: &crate::models::ModelFile,
+    resolved: &crate::models::local_ref::ResolvedLocal,
     sequences: u32,
     stats: Arc<LocalStats>,
 ) -> Result<LocalModel> {
-    let dir = crate::models::ensure(name)?;
-    let mut config = LocalConfig::new(name, &dir.join(gguf.name), gguf.sha256);
+    let mut config = LocalConfig::new(&resolved.display, &resolved.install()?, &resolved.sha256);
     config.sequences = sequences;
+    config.adapter = resolved.adapter.as_ref().map(|a| Adapter {
+        path: a.path.clone(),
+        sha256: a.sha256.clone(),
+    });
     LocalModel::load(config, stats)
 }
 
@@ -303,7 +382,11 @@ impl Generator for LazyLocal {
     }
 
     fn identity(&self) -> ModelIdentity {
-        identity(&self.name, self.gguf.sha256)
+        identity(
+            &self.resolved.display,
+            &self.resolved.sha256,
+            self.resolved.adapter.as_ref().map(|a| a.sha256.as_str()),
+        )
     }
 
     fn calls(&self) -> u64 {

@@ -20,5 +20,6 @@ pub fn spec() -> StrategySpec {
             StepSpec::new("execute"),
             StepSpec::new("vote"),
         ],
+        model: None,
     }
 }

@@ -196,6 +196,11 @@ impl Examples {
             },
         );
         let seed = self.params.seed ^ state.example.id as u64;
+        let exclude = if state.leave_out_same_question {
+            pool.left_out_for(&state.example.question, &state.example.db_id)
+        } else {
+            vec![]
+        };
         let (question, schema) = (state.example.question.clone(), state.db.schema.clone());
         // Ranking scans the whole pool: keep it off the async threads.
         Ok(crate::exec::sandbox::off_async(move || {
@@ -206,6 +211,7 @@ impl Examples {
                 preliminary: hypothesis.as_deref(),
                 seed,
                 options,
+                exclude: &exclude,
             };
             rank(&pool, method, &query, k, &scores)
         })
@@ -222,6 +228,10 @@ impl Step for Examples {
         };
         let ids = match &self.choice {
             Choice::None => vec![],
+            Choice::Fixed(ids) if state.leave_out_same_question => {
+                let same = pool.left_out_for(&state.example.question, &state.example.db_id);
+                ids.iter().copied().filter(|i| !same.contains(i)).collect()
+            }
             Choice::Fixed(ids) => ids.clone(),
             Choice::Retrieve {
                 method,
