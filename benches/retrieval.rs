@@ -69,6 +69,7 @@ fn main() {
             preliminary: None,
             seed: 0,
             options: Default::default(),
+            exclude: &[],
         };
         retrieved += rank(&pool, Method::QuestionSimilarity, &q, 5, &scores).len();
     }
@@ -91,6 +92,7 @@ fn main() {
                 preliminary: Some(&e.gold),
                 seed: 0,
                 options: Default::default(),
+                exclude: &[],
             };
             rank(&pool, method, &q, 5, &scores);
         }

@@ -624,56 +624,6 @@ pub fn render_text(r: &CheckReport) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_epochs_follow_the_cookbook() {
-        assert_eq!(openai_default_epochs(10), 10);
-        assert_eq!(openai_default_epochs(20), 5);
-        assert_eq!(openai_default_epochs(2), 25);
-        assert_eq!(openai_default_epochs(1000), 3);
-        assert_eq!(openai_default_epochs(8333), 3);
-        assert_eq!(openai_default_epochs(10_000), 2);
-        assert_eq!(openai_default_epochs(30_000), 1);
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let d = Distribution::of(&[5, 1, 4, 2, 3, 6, 7, 8, 9, 10]).unwrap();
-        assert_eq!((d.min, d.p10, d.median, d.p90, d.max), (1, 1, 5, 9, 10));
-        assert_eq!(d.mean, 5.5);
-        assert!(Distribution::of(&[]).is_none());
-    }
-
-    #[test]
-    fn row_checks_name_each_problem() {
-        let kinds = |v: Value| check_row(&v).err().unwrap_or_default();
-        assert_eq!(
-            kinds(serde_json::json!([1])),
-            vec!["data_type: the row is not a JSON object"]
-        );
-        assert!(kinds(serde_json::json!({"x": 1}))[0].starts_with("missing_messages_list"));
-        let bad = kinds(serde_json::json!({"messages": [
-            {"role": "user", "content": "q", "extra": 1},
-            {"role": "robot", "content": ""},
-        ]}));
-        for k in [
-            "message_unrecognized_key",
-            "unrecognized_role",
-            "missing_content",
-            "example_missing_assistant_message",
-        ] {
-            assert!(bad.iter().any(|b| b.starts_with(k)), "{k} not in {bad:?}");
-        }
-        let good = check_row(&serde_json::json!({"messages": [
-            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}
-        ]}));
-        assert_eq!(good.unwrap().len(), 2);
-    }
-}
-
 /// A local model's counts: its GGUF's vocabulary and chat template
 /// ([`crate::llm::local::ChatTokenizer`]).
 #[cfg(feature = "local-models")]
@@ -734,4 +684,54 @@ pub fn measured_local_speed(model: &str) -> Option<(f64, String)> {
         })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(created, speed, name)| (speed, format!("measured by adapter {name}, trained {created}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_epochs_follow_the_cookbook() {
+        assert_eq!(openai_default_epochs(10), 10);
+        assert_eq!(openai_default_epochs(20), 5);
+        assert_eq!(openai_default_epochs(2), 25);
+        assert_eq!(openai_default_epochs(1000), 3);
+        assert_eq!(openai_default_epochs(8333), 3);
+        assert_eq!(openai_default_epochs(10_000), 2);
+        assert_eq!(openai_default_epochs(30_000), 1);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let d = Distribution::of(&[5, 1, 4, 2, 3, 6, 7, 8, 9, 10]).unwrap();
+        assert_eq!((d.min, d.p10, d.median, d.p90, d.max), (1, 1, 5, 9, 10));
+        assert_eq!(d.mean, 5.5);
+        assert!(Distribution::of(&[]).is_none());
+    }
+
+    #[test]
+    fn row_checks_name_each_problem() {
+        let kinds = |v: Value| check_row(&v).err().unwrap_or_default();
+        assert_eq!(
+            kinds(serde_json::json!([1])),
+            vec!["data_type: the row is not a JSON object"]
+        );
+        assert!(kinds(serde_json::json!({"x": 1}))[0].starts_with("missing_messages_list"));
+        let bad = kinds(serde_json::json!({"messages": [
+            {"role": "user", "content": "q", "extra": 1},
+            {"role": "robot", "content": ""},
+        ]}));
+        for k in [
+            "message_unrecognized_key",
+            "unrecognized_role",
+            "missing_content",
+            "example_missing_assistant_message",
+        ] {
+            assert!(bad.iter().any(|b| b.starts_with(k)), "{k} not in {bad:?}");
+        }
+        let good = check_row(&serde_json::json!({"messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}
+        ]}));
+        assert_eq!(good.unwrap().len(), 2);
+    }
 }
