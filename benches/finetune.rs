@@ -1,7 +1,7 @@
 //! Training speed of `finetune train` on this machine, in one run: the
 //! trainer on Spider's train set exported with the `finetuned` rung's
 //! prompt (the 0.5B model, LoRA r = 16 on every linear layer of the blocks,
-//! batches of 8 as `finetune train` has by default, f32 on CPUs without AMX), with and without packing, and
+//! batches of 4 (one example a sequence at 8 needs more memory than these machines have on the longest schemas), f32 on CPUs without AMX), with and without packing, and
 //! PyTorch's own f32 matmul speed measured in the same environment, so that
 //! the share of the machine's matmul peak is a ratio of two numbers taken
 //! side by side. Prints training tokens/s (tokens of the examples, what an
@@ -71,7 +71,7 @@ fn main() -> Result<()> {
         limit: None,
     })?;
     println!(
-        "finetune: {} train examples exported with the finetuned rung's prompt; {} optimizer steps of 8 examples per mode, {threads} threads",
+        "finetune: {} train examples exported with the finetuned rung's prompt; {} optimizer steps of 4 examples per mode, {threads} threads",
         manifest.train.examples, steps
     );
     let mut rows = Vec::new();
@@ -146,7 +146,7 @@ fn train_steps(
         learning_rate: 2e-4,
         epochs: 1,
         max_steps: Some(steps),
-        batch_size: 8,
+        batch_size: 4,
         grad_accum: 1,
         max_len: 2048,
         seed: 0,

@@ -425,6 +425,11 @@ def collate(examples, packs, pad_id, torch, device):
             cols.append(p)
             tgt.append(t)
     t = lambda x: torch.tensor(x, dtype=torch.long, device=device)
+    if all(len(members) == 1 for _, members in packs):
+        # one example a sequence: causal attention with right padding needs no mask, and
+        # without one PyTorch's fused causal kernel runs instead of materialising (L x L)
+        # attention weights in every layer
+        return inp.to(device), None, None, t(rows), t(cols), t(tgt)
     return inp.to(device), pos.to(device), mask.to(device), t(rows), t(cols), t(tgt)
 
 
