@@ -331,7 +331,7 @@ def shared_prefix(examples, members):
     return shared
 
 
-def make_plan(examples, cfg):
+def make_plan(examples, lengths, cfg):
     """Optimizer steps as lists of micro-batches, all epochs (max_steps is applied by the caller). A micro-batch is a list of packs;
     a pack is (shared prefix length, example indices): one sequence in which the examples'
     shared prompt prefix is computed once and each example's remaining tokens attend to it and
@@ -346,7 +346,6 @@ def make_plan(examples, cfg):
 
     bs, ga = cfg["batch_size"], cfg["grad_accum"]
     rng = random.Random(cfg["seed"])
-    lengths = [len(ids) for ids, _ in examples]
     groups = prefix_groups(examples) if cfg["packing"] else None
     plan = []
     for epoch in range(1, cfg["epochs"] + 1):
@@ -638,7 +637,7 @@ def train(cfg, log):
     opt = torch.optim.AdamW(params, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
     lengths = [len(ids) for ids, _ in train_ex]
-    full_plan = make_plan(train_ex, cfg)
+    full_plan = make_plan(train_ex, lengths, cfg)
     plan = full_plan[:cfg["max_steps"]] if cfg["max_steps"] is not None else full_plan
     S = len(plan)
     warmup = min(100, max(1, math.ceil(0.05 * S)))
@@ -779,6 +778,7 @@ def train(cfg, log):
     rate = warm_tokens / warm_time if warm_time > 0 else (tokens / train_time if train_time > 0 else None)
     computed_rate = warm_computed / warm_time if warm_time > 0 else (computed / train_time if train_time > 0 else None)
     log.emit("done", adapter=adapter_path, peft_dir=peft_dir, examples=len(train_ex), epochs=cfg["epochs"],
+             device=device, dtype=dtype, trainable_params=n_trainable,
              train_loss_first=rnd(train_losses[0][1]) if train_losses else None,
              train_loss_last=rnd(train_losses[-1][1]) if train_losses else None,
              val_loss_first=rnd(val_losses[0][1]) if val_losses else None,
