@@ -400,36 +400,37 @@ def pack_layout(examples, shared, members):
 
 
 def collate(examples, packs, pad_id, torch, device):
-    """Right-padded packs as one batch: input ids, position ids, a boolean attention mask
-    (batch, 1, L, L) and (row, position, target) of the positions predicting answer tokens."""
+    """Right-padded packs as one batch: input ids, position ids and a boolean attention mask
+    (batch, 1, L, L), and (row, position, target) of the positions predicting answer tokens.
+    When every pack holds one example, position ids and mask are None: causal attention with
+    right padding needs no mask, and without one PyTorch's fused causal kernel runs instead
+    of materialising (L x L) attention weights in every layer."""
     layouts = [pack_layout(examples, shared, members) for shared, members in packs]
+    packed = any(len(members) > 1 for _, members in packs)
     L = max(len(t) for t, _, _, _ in layouts)
     inp = torch.full((len(layouts), L), pad_id, dtype=torch.long)
-    pos = torch.zeros((len(layouts), L), dtype=torch.long)
-    mask = torch.zeros((len(layouts), 1, L, L), dtype=torch.bool)
-    causal = torch.ones((L, L), dtype=torch.bool).tril()
+    pos = torch.zeros((len(layouts), L), dtype=torch.long) if packed else None
+    mask = torch.zeros((len(layouts), 1, L, L), dtype=torch.bool) if packed else None
+    causal = torch.ones((L, L), dtype=torch.bool).tril() if packed else None
     rows, cols, tgt = [], [], []
     for r, (tokens, positions, owner, targets) in enumerate(layouts):
         n = len(tokens)
         inp[r, :n] = torch.tensor(tokens, dtype=torch.long)
-        pos[r, :n] = torch.tensor(positions, dtype=torch.long)
-        own = torch.tensor(owner, dtype=torch.long)
-        # a token sees the shared prefix and the earlier tokens of its own example
-        same = (own[:, None] == own[None, :]) | (own[None, :] == -1)
-        mask[r, 0, :n, :n] = same & causal[:n, :n]
-        # padding sees itself only, so that no row of the mask is empty
-        mask[r, 0, range(n, L), range(n, L)] = True
+        if packed:
+            pos[r, :n] = torch.tensor(positions, dtype=torch.long)
+            own = torch.tensor(owner, dtype=torch.long)
+            # a token sees the shared prefix and the earlier tokens of its own example
+            same = (own[:, None] == own[None, :]) | (own[None, :] == -1)
+            mask[r, 0, :n, :n] = same & causal[:n, :n]
+            # padding sees itself only, so that no row of the mask is empty
+            mask[r, 0, range(n, L), range(n, L)] = True
         for p, t in targets:
             rows.append(r)
             cols.append(p)
             tgt.append(t)
     t = lambda x: torch.tensor(x, dtype=torch.long, device=device)
-    if all(len(members) == 1 for _, members in packs):
-        # one example a sequence: causal attention with right padding needs no mask, and
-        # without one PyTorch's fused causal kernel runs instead of materialising (L x L)
-        # attention weights in every layer
-        return inp.to(device), None, None, t(rows), t(cols), t(tgt)
-    return inp.to(device), pos.to(device), mask.to(device), t(rows), t(cols), t(tgt)
+    on = lambda x: x.to(device) if x is not None else None
+    return inp.to(device), on(pos), on(mask), t(rows), t(cols), t(tgt)
 
 
 def batch_loss_sum(causal_lm, batch, torch):
