@@ -112,6 +112,7 @@ async fn a_short_training_run_lowers_the_loss_and_its_adapter_changes_the_answer
     check.args(["finetune", "check"]).arg(&train_file);
     let said = checked(check);
     assert!(said.contains("8 rows") && said.contains("ready to train"), "{said}");
+    assert!(said.contains("computed once packed"), "no training plan: {said}");
     let mut train = bin(&models);
     train
         .args(["finetune", "train", "--name", "test-adapter", "--quiet"])
@@ -237,5 +238,25 @@ fn packed_examples_get_the_loss_they_have_alone() {
         "packed {} against alone {}",
         losses[0],
         losses[1]
+    );
+    // `finetune check` estimates the time from the trainer's own plan (the
+    // same batches of 8): the tokens an epoch computes once packed, at the
+    // computed rate the newest of the two adapters measured.
+    let mut check = bin(&models);
+    check.args(["finetune", "check", "--format", "json"]).arg(&train_file);
+    let o = check.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let local = &report["local"];
+    assert_eq!(
+        local["plan"]["computed_tokens_per_epoch"], start["computed_tokens_per_epoch"],
+        "{local}"
+    );
+    assert_eq!(local["plan"]["tokens_per_epoch"], start["tokens_per_epoch"], "{local}");
+    assert_eq!(local["computed"], true, "{local}");
+    let expected = start["computed_tokens_per_epoch"].as_f64().unwrap() / local["tokens_per_s"].as_f64().unwrap();
+    assert!(
+        (local["seconds"].as_f64().unwrap() - expected).abs() < 1e-6 * expected,
+        "{local}"
     );
 }

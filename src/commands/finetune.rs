@@ -2,7 +2,7 @@
 
 use crate::finetune::check::{CheckFormat, CheckOptions, OpenAiCounter, TokenCounter, check_with, render_text};
 use crate::finetune::export::{ExportOptions, export};
-use crate::finetune::train::{TrainOptions, train};
+use crate::finetune::train::{TrainOptions, TrainPlan, train};
 use anyhow::{Result, bail};
 
 /// Writes the files and says what went where, and what was left out.
@@ -40,7 +40,7 @@ pub fn export_command(opts: &ExportOptions) -> Result<()> {
 pub fn check_command(opts: &CheckOptions) -> Result<()> {
     let counter = counter_for(&opts.model)?;
     let speed = crate::finetune::check::measured_local_speed(&opts.model);
-    let report = check_with(opts, counter.as_ref(), speed)?;
+    let report = check_with(opts, counter.as_ref(), speed, local_plan(opts))?;
     match opts.format {
         CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         CheckFormat::Table => print!("{}", render_text(&report)),
@@ -49,6 +49,23 @@ pub fn check_command(opts: &CheckOptions) -> Result<()> {
         bail!("{} has format errors (listed above)", opts.file.display());
     }
     Ok(())
+}
+
+/// The trainer's plan of the file with `finetune train`'s defaults (and
+/// check's --max-tokens and --epochs), for a local base model where the
+/// fine-tuning environment is installed. A plan that fails is said and left
+/// out: the estimate falls back to the examples' tokens.
+fn local_plan(opts: &CheckOptions) -> Option<TrainPlan> {
+    let base = opts.model.strip_prefix("local:")?;
+    let planned = TrainOptions::defaults(&opts.file, base).and_then(|mut t| {
+        t.max_len = opts.max_tokens.unwrap_or(t.max_len);
+        t.epochs = opts.epochs.unwrap_or(t.epochs);
+        crate::finetune::train::plan(&t)
+    });
+    planned.unwrap_or_else(|e| {
+        eprintln!("warning: no training plan for the time estimate: {e:#}");
+        None
+    })
 }
 
 fn counter_for(model: &str) -> Result<Box<dyn TokenCounter>> {

@@ -9,7 +9,7 @@
 //! made it (`models list` shows it; `--model local:BASE+lora:NAME` runs it).
 
 use crate::models::adapters::{Adapter, check_name, register};
-use crate::models::local_ref::LocalRef;
+use crate::models::local_ref::{LocalRef, ResolvedLocal};
 use crate::models::sha256_of;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -245,39 +245,9 @@ pub fn train(opts: &TrainOptions) -> Result<Trained> {
         .val
         .clone()
         .or_else(|| Some(super::check::default_val_file(&opts.train)).filter(|p| p.is_file()));
-    let base = LocalRef::parse(&opts.base)?;
-    if base.adapter.is_some() {
-        bail!(
-            "--base {}: train on a base model, not on one with an adapter",
-            opts.base
-        );
-    }
-    let resolved = base.resolve()?;
-    let gguf = resolved.install()?;
+    let (resolved, gguf) = install_base(&opts.base)?;
     let dir = work_dir(opts);
-    let config = TrainerConfig {
-        base_gguf: std::path::absolute(&gguf)?,
-        train_file: std::path::absolute(&opts.train)?,
-        val_file: val.as_deref().map(std::path::absolute).transpose()?,
-        out_dir: std::path::absolute(&dir)?,
-        rank: opts.rank,
-        alpha: opts.alpha,
-        dropout: opts.dropout,
-        learning_rate: opts.learning_rate,
-        epochs: opts.epochs,
-        max_steps: opts.max_steps,
-        batch_size: opts.batch_size,
-        grad_accum: opts.grad_accum,
-        max_len: opts.max_len,
-        seed: opts.seed,
-        checkpoint_every: opts.checkpoint_every,
-        eval_every: opts.eval_every,
-        device: opts.device,
-        threads: opts.threads,
-        resume: opts.resume,
-        dtype: opts.dtype,
-        packing: opts.packing,
-    };
+    let config = trainer_config(opts, &gguf, val.as_deref(), &dir)?;
     let done = run_in(&dir, &config, opts.progress)?;
     let log = dir.join("events.jsonl");
     let adapter_file = done
@@ -323,6 +293,106 @@ pub fn train(opts: &TrainOptions) -> Result<Trained> {
     Ok(Trained { adapter, log })
 }
 
+/// The base model to train on, resolved and installed: its GGUF file.
+fn install_base(base: &str) -> Result<(ResolvedLocal, PathBuf)> {
+    let base_ref = LocalRef::parse(base)?;
+    if base_ref.adapter.is_some() {
+        bail!("--base {base}: train on a base model, not on one with an adapter");
+    }
+    let resolved = base_ref.resolve()?;
+    let gguf = resolved.install()?;
+    Ok((resolved, gguf))
+}
+
+/// What the trainer reads for `opts`, with the run in `dir`.
+fn trainer_config(opts: &TrainOptions, base_gguf: &Path, val: Option<&Path>, dir: &Path) -> Result<TrainerConfig> {
+    Ok(TrainerConfig {
+        base_gguf: std::path::absolute(base_gguf)?,
+        train_file: std::path::absolute(&opts.train)?,
+        val_file: val.map(std::path::absolute).transpose()?,
+        out_dir: std::path::absolute(dir)?,
+        rank: opts.rank,
+        alpha: opts.alpha,
+        dropout: opts.dropout,
+        learning_rate: opts.learning_rate,
+        epochs: opts.epochs,
+        max_steps: opts.max_steps,
+        batch_size: opts.batch_size,
+        grad_accum: opts.grad_accum,
+        max_len: opts.max_len,
+        seed: opts.seed,
+        checkpoint_every: opts.checkpoint_every,
+        eval_every: opts.eval_every,
+        device: opts.device,
+        threads: opts.threads,
+        resume: opts.resume,
+        dtype: opts.dtype,
+        packing: opts.packing,
+    })
+}
+
+/// What one epoch of a training file is made of, as the trainer plans it
+/// (`train.py --plan-only`): with packing, the tokens it computes are far
+/// fewer than the examples' tokens, by a share that depends on how much of
+/// their prompts the examples share.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainPlan {
+    pub examples: usize,
+    pub skipped_too_long: usize,
+    /// Optimizer steps, all epochs.
+    pub steps: u64,
+    pub tokens_per_epoch: usize,
+    pub computed_tokens_per_epoch: usize,
+}
+
+/// The plan `finetune train` with `opts` would follow, made by the trainer
+/// itself (the same packing code) without loading the model's weights, in
+/// a folder that is removed after; `None` when the fine-tuning environment
+/// is not installed (this never installs its several GB).
+pub fn plan(opts: &TrainOptions) -> Result<Option<TrainPlan>> {
+    if !python_env_dir().join("ok").is_file() {
+        return Ok(None);
+    }
+    let env = ensure_python_env()?;
+    let (_, gguf) = install_base(&opts.base)?;
+    let dir = tempfile::Builder::new()
+        .prefix("spider-bench-plan-")
+        .tempdir()
+        .context("cannot make a temporary folder for the trainer's plan")?;
+    let config = trainer_config(opts, &gguf, None, dir.path())?;
+    prepare_work_dir(dir.path(), &config, false)?;
+    let done = run_trainer(
+        &env,
+        dir.path(),
+        &dir.path().join("events.jsonl"),
+        false,
+        &["--plan-only"],
+    )?;
+    let plan = serde_json::from_value(done.clone())
+        .with_context(|| format!("the trainer's plan is not what this version expects: {done}"))?;
+    Ok(Some(plan))
+}
+
+impl TrainOptions {
+    /// `finetune train`'s defaults for a training file and a base model.
+    pub fn defaults(train: &Path, base: &str) -> Result<TrainOptions> {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            opts: TrainOptions,
+        }
+        let args = [
+            "train".as_ref(),
+            train.as_os_str(),
+            "--name".as_ref(),
+            "plan".as_ref(),
+            "--base".as_ref(),
+            base.as_ref(),
+        ];
+        Ok(<Defaults as clap::Parser>::try_parse_from(args)?.opts)
+    }
+}
+
 /// Runs the trainer on `config` in the run folder `dir` (made, or checked
 /// against a resumed run's settings), installing the environment where it
 /// is missing; returns the trainer's `done` event. The events are in
@@ -330,7 +400,7 @@ pub fn train(opts: &TrainOptions) -> Result<Trained> {
 pub fn run_in(dir: &Path, config: &TrainerConfig, progress: bool) -> Result<serde_json::Value> {
     prepare_work_dir(dir, config, config.resume)?;
     let env = ensure_python_env()?;
-    run_trainer(&env, dir, &dir.join("events.jsonl"), progress)
+    run_trainer(&env, dir, &dir.join("events.jsonl"), progress, &[])
 }
 
 /// Creates the run's folder, or checks that a resumed one was made with
@@ -368,13 +438,14 @@ fn prepare_work_dir(dir: &Path, config: &TrainerConfig, resume: bool) -> Result<
 
 /// Runs the trainer, logging its events and showing its progress; returns
 /// its `done` event.
-fn run_trainer(env: &PythonEnv, dir: &Path, log: &Path, progress: bool) -> Result<serde_json::Value> {
+fn run_trainer(env: &PythonEnv, dir: &Path, log: &Path, progress: bool, args: &[&str]) -> Result<serde_json::Value> {
     let stderr_path = dir.join("trainer.stderr.log");
     let stderr = std::fs::File::create(&stderr_path)?;
     let mut child = Command::new(env.python())
         .arg(env.trainer())
         .arg("--config")
         .arg(dir.join("config.json"))
+        .args(args)
         .env("HF_HUB_OFFLINE", "1")
         .env("TRANSFORMERS_OFFLINE", "1")
         .env("PYTHONUNBUFFERED", "1")

@@ -230,12 +230,19 @@ def gguf_metadata(path):
     return reader, arch, template, shapes
 
 
-def load_model_and_tokenizer(cfg, torch, device, dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(cfg):
+    from transformers import AutoTokenizer
 
     path = os.path.abspath(cfg["base_gguf"])
+    return AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+
+
+def load_model_and_tokenizer(cfg, torch, device, dtype):
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(cfg)
+    path = os.path.abspath(cfg["base_gguf"])
     d, name = os.path.dirname(path), os.path.basename(path)
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32)
     if dtype == "bf16":
         model = model.to(torch.bfloat16)
@@ -372,6 +379,33 @@ def make_plan(examples, lengths, cfg):
         for s in range(0, len(micro), ga):
             plan.append((epoch, micro[s:s + ga]))
     return plan
+
+
+def plan_epochs(examples, cfg):
+    """Each example's length, the plan of all epochs, and the tokens one epoch computes (a
+    pack's shared prefix once): what the training time follows."""
+    lengths = [len(ids) for ids, _ in examples]
+    full_plan = make_plan(examples, lengths, cfg)
+    computed_per_epoch = sum(lengths) - sum(
+        shared * (len(pack) - 1) for e, micro in full_plan if e == 1 for mb in micro for shared, pack in mb)
+    return lengths, full_plan, computed_per_epoch
+
+
+def plan_only(cfg, log):
+    """The plan without the model's weights or any training (`--plan-only`): `finetune check`
+    estimates the training time from its computed tokens, which packing makes depend on how
+    much of their prompts the examples share (on Spider's train questions, 26% of the
+    examples' tokens with the plain prompt, 45% with retrieved examples in each prompt)."""
+    _, _, gguf_template, _ = gguf_metadata(cfg["base_gguf"])
+    tok = load_tokenizer(cfg)
+    check_template(tok, gguf_template)
+    train_ex, skipped = read_examples(cfg["train_file"], tok, cfg["max_len"], "train_file")
+    if not train_ex:
+        raise TrainError("no training examples (all skipped or file empty)")
+    lengths, full_plan, computed_per_epoch = plan_epochs(train_ex, cfg)
+    steps = len(full_plan) if cfg["max_steps"] is None else min(len(full_plan), cfg["max_steps"])
+    log.emit("done", examples=len(train_ex), skipped_too_long=skipped, steps=steps,
+             tokens_per_epoch=sum(lengths), computed_tokens_per_epoch=computed_per_epoch)
 
 
 def pack_tokens(examples, members):
@@ -637,8 +671,7 @@ def train(cfg, log):
     causal_lm = peft_model.base_model.model  # the transformers model, LoRA layers injected
     opt = torch.optim.AdamW(params, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
-    lengths = [len(ids) for ids, _ in train_ex]
-    full_plan = make_plan(train_ex, lengths, cfg)
+    lengths, full_plan, computed_per_epoch = plan_epochs(train_ex, cfg)
     plan = full_plan[:cfg["max_steps"]] if cfg["max_steps"] is not None else full_plan
     S = len(plan)
     warmup = min(100, max(1, math.ceil(0.05 * S)))
@@ -648,10 +681,8 @@ def train(cfg, log):
             return cfg["learning_rate"] * step / warmup
         return cfg["learning_rate"] * (S - step + 1) / (S - warmup + 1)
 
-    # tokens one epoch computes (a pack's shared prefix once), and the frozen linear weights each
-    # computed token passes through twice (forward, and the backward pass to the inputs)
-    computed_per_epoch = sum(lengths) - sum(
-        shared * (len(pack) - 1) for e, micro in full_plan if e == 1 for mb in micro for shared, pack in mb)
+    # the frozen linear weights each computed token passes through twice (forward, and the
+    # backward pass to the inputs)
     base_linear = sum(m.get_base_layer().weight.numel() for _, _, m in lora_modules(peft_model))
     log.emit("start", examples=len(train_ex), skipped_too_long=skipped, steps=S, device=device,
              dtype=dtype, trainable_params=n_trainable, tokens_per_epoch=sum(lengths),
@@ -795,13 +826,18 @@ def train(cfg, log):
 def main():
     ap = argparse.ArgumentParser(description="LoRA fine-tuning of a GGUF chat model")
     ap.add_argument("--config", required=True)
+    ap.add_argument("--plan-only", action="store_true",
+                    help="report the examples, steps and tokens an epoch computes, and stop")
     args = ap.parse_args()
     log = Log()
     out_dir = None
     try:
         cfg = load_config(args.config)
         out_dir = cfg["out_dir"]
-        train(cfg, log)
+        if args.plan_only:
+            plan_only(cfg, log)
+        else:
+            train(cfg, log)
     except Exception as e:  # report every failure as an event
         import traceback
 
