@@ -774,6 +774,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_time_is_estimated_in_computed_tokens_only_with_a_plan_and_a_computed_rate() {
+        let measured = MeasuredSpeed {
+            tokens_per_s: 237.0,
+            computed_tokens_per_s: Some(62.0),
+            source: "measured by adapter a".into(),
+        };
+        let plan = TrainPlan {
+            examples: 2044,
+            skipped_too_long: 0,
+            steps: 371,
+            tokens_per_epoch: 1_227_883,
+            computed_tokens_per_epoch: 552_865,
+        };
+        let planned = local_rate(None, Some(measured.clone()), Some(&plan));
+        assert!(planned.computed && planned.speed == Some(62.0), "{}", planned.source);
+        let unplanned = local_rate(None, Some(measured.clone()), None);
+        assert!(!unplanned.computed && unplanned.speed == Some(237.0));
+        assert!(unplanned.source.contains("rough"), "{}", unplanned.source);
+        let older = MeasuredSpeed {
+            computed_tokens_per_s: None,
+            ..measured.clone()
+        };
+        let older = local_rate(None, Some(older), Some(&plan));
+        assert!(!older.computed && older.source.contains("rough"), "{}", older.source);
+        let given = local_rate(Some(100.0), Some(measured), Some(&plan));
+        assert!(!given.computed && given.speed == Some(100.0));
+        assert!(local_rate(None, None, Some(&plan)).speed.is_none());
+    }
+
+    #[test]
     fn default_epochs_follow_the_cookbook() {
         assert_eq!(openai_default_epochs(10), 10);
         assert_eq!(openai_default_epochs(20), 5);
