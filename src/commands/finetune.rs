@@ -40,7 +40,7 @@ pub fn export_command(opts: &ExportOptions) -> Result<()> {
 pub fn check_command(opts: &CheckOptions) -> Result<()> {
     let counter = counter_for(&opts.model)?;
     let speed = crate::finetune::check::measured_local_speed(&opts.model);
-    let report = check_with(opts, counter.as_ref(), speed, local_plan(opts))?;
+    let report = check_with(opts, counter.as_ref(), speed, &|| local_plan(opts))?;
     match opts.format {
         CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         CheckFormat::Table => print!("{}", render_text(&report)),
@@ -52,20 +52,27 @@ pub fn check_command(opts: &CheckOptions) -> Result<()> {
 }
 
 /// The trainer's plan of the file with `finetune train`'s defaults (and
-/// check's --max-tokens and --epochs), for a local base model where the
-/// fine-tuning environment is installed. A plan that fails is said and left
-/// out: the estimate falls back to the examples' tokens.
-fn local_plan(opts: &CheckOptions) -> Option<TrainPlan> {
-    let base = opts.model.strip_prefix("local:")?;
+/// check's --max-tokens and --epochs) on the local model's base, or why
+/// there is none: the estimate then falls back to the examples' tokens.
+fn local_plan(opts: &CheckOptions) -> Result<TrainPlan, String> {
+    let model = opts.model.strip_prefix("local:").unwrap_or(&opts.model);
+    // An adapter's model trains on its base, with the base's tokenizer.
+    let base = model.split_once("+lora:").map_or(model, |(base, _)| base);
     let planned = TrainOptions::defaults(&opts.file, base).and_then(|mut t| {
         t.max_len = opts.max_tokens.unwrap_or(t.max_len);
         t.epochs = opts.epochs.unwrap_or(t.epochs);
         crate::finetune::train::plan(&t)
     });
-    planned.unwrap_or_else(|e| {
-        eprintln!("warning: no training plan for the time estimate: {e:#}");
-        None
-    })
+    match planned {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => {
+            Err("the fine-tuning environment that plans it is not installed (`spider-bench finetune setup`)".into())
+        }
+        Err(e) => {
+            eprintln!("warning: the trainer could not plan {}: {e:#}", opts.file.display());
+            Err("the trainer's plan failed (the warning above says why)".into())
+        }
+    }
 }
 
 fn counter_for(model: &str) -> Result<Box<dyn TokenCounter>> {

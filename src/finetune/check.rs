@@ -46,8 +46,9 @@ pub struct CheckOptions {
     /// USD per 1M training tokens (default: the published price of known OpenAI models).
     #[arg(long, value_name = "USD")]
     pub price: Option<f64>,
-    /// Training tokens per second for the local estimate (default: the
-    /// speed measured by the last adapter trained on this base model).
+    /// Training speed for the local estimate, in tokens of examples a
+    /// second (default: the computed tokens a second that the last adapter
+    /// trained on this base measured, applied to the trainer's plan).
     #[arg(long, value_name = "TOKENS_PER_S")]
     pub tokens_per_s: Option<f64>,
     #[arg(long, value_enum, default_value = "table")]
@@ -277,16 +278,14 @@ pub struct LocalEstimate {
     pub epochs: u32,
     /// Tokens of the examples within the limit, per epoch.
     pub tokens_per_epoch: usize,
-    /// The trainer's plan (with the environment installed): the tokens an
-    /// epoch computes once packing shares the prompts' common prefixes.
+    /// The trainer's plan (with the environment installed): the tokens it
+    /// computes once packing shares the prompts' common prefixes.
     pub plan: Option<TrainPlan>,
-    /// The speed the time is estimated at: computed tokens a second when
-    /// the plan and a measured computed rate are known, else tokens of
-    /// examples a second.
+    /// The speed the time is estimated at, one of the two: computed tokens
+    /// a second (with the plan and a measured computed rate), else tokens
+    /// of examples a second.
+    pub computed_tokens_per_s: Option<f64>,
     pub tokens_per_s: Option<f64>,
-    /// Whether `tokens_per_s` counts computed tokens (true) or the
-    /// examples' tokens (false).
-    pub computed: bool,
     /// Where the speed comes from, and how rough the estimate is.
     pub speed_source: String,
     pub seconds: Option<f64>,
@@ -468,7 +467,7 @@ pub fn check_with(
     opts: &CheckOptions,
     counter: &dyn TokenCounter,
     local_speed: Option<MeasuredSpeed>,
-    plan: Option<TrainPlan>,
+    plan: &dyn Fn() -> std::result::Result<TrainPlan, String>,
 ) -> Result<CheckReport> {
     let is_local = opts.model.starts_with("local:");
     let terms = openai_terms(&opts.model);
@@ -494,20 +493,28 @@ pub fn check_with(
     let (openai, local) = if is_local {
         let epochs = opts.epochs.unwrap_or(1);
         let tokens_per_epoch: usize = train.tokens.iter().map(|t| t.total).filter(|&t| t <= max_tokens).sum();
-        let rate = local_rate(opts.tokens_per_s, local_speed, plan.as_ref());
-        let tokens = match (&plan, rate.computed) {
-            (Some(p), true) => p.computed_tokens_per_epoch,
-            _ => tokens_per_epoch,
+        // The trainer's plan costs a Python start and a tokenization of the
+        // file: only for a file that can be trained on, and a speed it serves.
+        let formats_ok = train.error_count() == 0 && val.as_ref().is_none_or(|v| v.error_count() == 0);
+        let plan = match (formats_ok, opts.tokens_per_s) {
+            (true, None) => plan(),
+            (false, _) => Err("no plan for a file with format errors".to_string()),
+            (true, Some(_)) => Err("--tokens-per-s is given".to_string()),
         };
-        let seconds = rate.speed.map(|s| epochs as f64 * tokens as f64 / s.max(1e-9));
+        let rate = local_rate(opts.tokens_per_s, local_speed, plan.as_ref().map_err(String::as_str));
+        let tokens = match (&plan, rate.computed) {
+            (Ok(p), true) => p.computed_tokens,
+            _ => epochs as usize * tokens_per_epoch,
+        };
+        let seconds = rate.speed.map(|s| tokens as f64 / s.max(1e-9));
         (
             None,
             Some(LocalEstimate {
                 epochs,
                 tokens_per_epoch,
-                plan,
-                tokens_per_s: rate.speed,
-                computed: rate.computed,
+                plan: plan.ok(),
+                computed_tokens_per_s: rate.speed.filter(|_| rate.computed),
+                tokens_per_s: rate.speed.filter(|_| !rate.computed),
                 speed_source: rate.source,
                 seconds,
             }),
@@ -551,7 +558,11 @@ struct LocalRate {
 /// depends on the data (62.0 and 61.8 tokens/s for Spider's plain and
 /// retrieval prompts on this project's 2-core machine), while the rate of
 /// examples' tokens follows how much packing saves (237 against 137).
-fn local_rate(given: Option<f64>, measured: Option<MeasuredSpeed>, plan: Option<&TrainPlan>) -> LocalRate {
+fn local_rate(
+    given: Option<f64>,
+    measured: Option<MeasuredSpeed>,
+    plan: std::result::Result<&TrainPlan, &str>,
+) -> LocalRate {
     let rate = |speed, computed, source: String| LocalRate {
         speed: Some(speed),
         computed,
@@ -560,17 +571,17 @@ fn local_rate(given: Option<f64>, measured: Option<MeasuredSpeed>, plan: Option<
     match (given, measured) {
         (Some(s), _) => rate(s, false, "--tokens-per-s, tokens of examples a second".into()),
         (None, Some(m)) => match (m.computed_tokens_per_s, plan) {
-            (Some(c), Some(_)) => rate(c, true, format!("{}; the trainer's packing plan", m.source)),
-            (_, None) => rate(
+            (Some(c), Ok(_)) => rate(c, true, format!("{}; the trainer's packing plan", m.source)),
+            (_, Err(why)) => rate(
                 m.tokens_per_s,
                 false,
                 format!(
                     "{}, in tokens of examples: rough, since packing computes a share of them that depends on \
-                     the prompts (`spider-bench finetune setup` installs what plans it)",
+                     the prompts, and there is no plan of this file: {why}",
                     m.source
                 ),
             ),
-            (None, Some(_)) => rate(
+            (None, Ok(_)) => rate(
                 m.tokens_per_s,
                 false,
                 format!(
@@ -671,11 +682,15 @@ pub fn render_text(r: &CheckReport) -> String {
         ));
     }
     if let Some(l) = &r.local {
-        let time = match (l.seconds, l.tokens_per_s) {
+        let speed = match (l.computed_tokens_per_s, l.tokens_per_s) {
+            (Some(c), _) => Some(format!("{c:.0} computed tokens/s")),
+            (None, Some(t)) => Some(format!("{t:.0} tokens/s")),
+            (None, None) => None,
+        };
+        let time = match (l.seconds, speed) {
             (Some(s), Some(speed)) => format!(
-                "about {} at {speed:.0} {}tokens/s ({})",
+                "about {} at {speed} ({})",
                 humantime::format_duration(std::time::Duration::from_secs(s as u64)),
-                if l.computed { "computed " } else { "" },
                 l.speed_source
             ),
             _ => l.speed_source.clone(),
@@ -685,7 +700,7 @@ pub fn render_text(r: &CheckReport) -> String {
             .as_ref()
             .map(|p| {
                 format!(
-                    " ({} computed once packed, {} steps)",
+                    " ({} computed once packed, {} steps in all)",
                     p.computed_tokens_per_epoch, p.steps
                 )
             })
@@ -758,10 +773,20 @@ pub fn measured_local_speed(model: &str) -> Option<MeasuredSpeed> {
         .into_iter()
         .filter(|a| a.base_sha256 == sha)
         .filter_map(|a| {
+            let h = &a.hyperparameters;
+            let device = a.outcome["device"]
+                .as_str()
+                .map(|d| format!(", on {d}"))
+                .unwrap_or_default();
+            let how = format!(
+                "{}, batches of {}{device}",
+                if h["packing"] == false { "unpacked" } else { "packed" },
+                h["batch_size"],
+            );
             let speed = MeasuredSpeed {
                 tokens_per_s: a.outcome.get("tokens_per_s")?.as_f64()?,
                 computed_tokens_per_s: a.outcome.get("computed_tokens_per_s").and_then(|v| v.as_f64()),
-                source: format!("measured by adapter {}, trained {}", a.name, a.created),
+                source: format!("measured by adapter {} ({how}), trained {}", a.name, a.created),
             };
             Some((a.created, speed))
         })
@@ -786,21 +811,26 @@ mod tests {
             steps: 371,
             tokens_per_epoch: 1_227_883,
             computed_tokens_per_epoch: 552_865,
+            computed_tokens: 552_865,
         };
-        let planned = local_rate(None, Some(measured.clone()), Some(&plan));
+        let planned = local_rate(None, Some(measured.clone()), Ok(&plan));
         assert!(planned.computed && planned.speed == Some(62.0), "{}", planned.source);
-        let unplanned = local_rate(None, Some(measured.clone()), None);
+        let unplanned = local_rate(None, Some(measured.clone()), Err("not installed"));
         assert!(!unplanned.computed && unplanned.speed == Some(237.0));
-        assert!(unplanned.source.contains("rough"), "{}", unplanned.source);
+        assert!(
+            unplanned.source.contains("rough") && unplanned.source.contains("not installed"),
+            "{}",
+            unplanned.source
+        );
         let older = MeasuredSpeed {
             computed_tokens_per_s: None,
             ..measured.clone()
         };
-        let older = local_rate(None, Some(older), Some(&plan));
+        let older = local_rate(None, Some(older), Ok(&plan));
         assert!(!older.computed && older.source.contains("rough"), "{}", older.source);
-        let given = local_rate(Some(100.0), Some(measured), Some(&plan));
+        let given = local_rate(Some(100.0), Some(measured), Ok(&plan));
         assert!(!given.computed && given.speed == Some(100.0));
-        assert!(local_rate(None, None, Some(&plan)).speed.is_none());
+        assert!(local_rate(None, None, Ok(&plan)).speed.is_none());
     }
 
     #[test]

@@ -331,18 +331,20 @@ fn trainer_config(opts: &TrainOptions, base_gguf: &Path, val: Option<&Path>, dir
     })
 }
 
-/// What one epoch of a training file is made of, as the trainer plans it
-/// (`train.py --plan-only`): with packing, the tokens it computes are far
-/// fewer than the examples' tokens, by a share that depends on how much of
-/// their prompts the examples share.
+/// A training run as the trainer plans it (`train.py --plan-only`): with
+/// packing, the tokens it computes are far fewer than the examples' tokens,
+/// by a share that depends on how much of their prompts the examples share.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrainPlan {
     pub examples: usize,
     pub skipped_too_long: usize,
-    /// Optimizer steps, all epochs.
+    /// Optimizer steps in all (every epoch, up to --max-steps).
     pub steps: u64,
     pub tokens_per_epoch: usize,
     pub computed_tokens_per_epoch: usize,
+    /// Tokens computed in all: what the training time follows (each epoch
+    /// packs its own shuffle, so it is not epochs x the first epoch's).
+    pub computed_tokens: usize,
 }
 
 /// The plan `finetune train` with `opts` would follow, made by the trainer
@@ -361,13 +363,12 @@ pub fn plan(opts: &TrainOptions) -> Result<Option<TrainPlan>> {
         .context("cannot make a temporary folder for the trainer's plan")?;
     let config = trainer_config(opts, &gguf, None, dir.path())?;
     prepare_work_dir(dir.path(), &config, false)?;
-    let done = run_trainer(
-        &env,
-        dir.path(),
-        &dir.path().join("events.jsonl"),
-        false,
-        &["--plan-only"],
-    )?;
+    let run = TrainerRun {
+        progress: false,
+        args: &["--plan-only"],
+        kept: false,
+    };
+    let done = run_trainer(&env, dir.path(), &dir.path().join("events.jsonl"), &run)?;
     let plan = serde_json::from_value(done.clone())
         .with_context(|| format!("the trainer's plan is not what this version expects: {done}"))?;
     Ok(Some(plan))
@@ -383,11 +384,12 @@ impl TrainOptions {
         }
         let args = [
             "train".as_ref(),
-            train.as_os_str(),
             "--name".as_ref(),
             "plan".as_ref(),
             "--base".as_ref(),
             base.as_ref(),
+            "--".as_ref(),
+            train.as_os_str(),
         ];
         Ok(<Defaults as clap::Parser>::try_parse_from(args)?.opts)
     }
@@ -400,7 +402,21 @@ impl TrainOptions {
 pub fn run_in(dir: &Path, config: &TrainerConfig, progress: bool) -> Result<serde_json::Value> {
     prepare_work_dir(dir, config, config.resume)?;
     let env = ensure_python_env()?;
-    run_trainer(&env, dir, &dir.join("events.jsonl"), progress, &[])
+    let run = TrainerRun {
+        progress,
+        args: &[],
+        kept: true,
+    };
+    run_trainer(&env, dir, &dir.join("events.jsonl"), &run)
+}
+
+/// How the trainer is run: a training run (its folder kept for --resume)
+/// or a plan in a folder that goes away.
+struct TrainerRun<'a> {
+    progress: bool,
+    args: &'a [&'a str],
+    /// Whether the run's folder (its logs and checkpoints) outlives the run.
+    kept: bool,
 }
 
 /// Creates the run's folder, or checks that a resumed one was made with
@@ -438,14 +454,14 @@ fn prepare_work_dir(dir: &Path, config: &TrainerConfig, resume: bool) -> Result<
 
 /// Runs the trainer, logging its events and showing its progress; returns
 /// its `done` event.
-fn run_trainer(env: &PythonEnv, dir: &Path, log: &Path, progress: bool, args: &[&str]) -> Result<serde_json::Value> {
+fn run_trainer(env: &PythonEnv, dir: &Path, log: &Path, run: &TrainerRun) -> Result<serde_json::Value> {
     let stderr_path = dir.join("trainer.stderr.log");
     let stderr = std::fs::File::create(&stderr_path)?;
     let mut child = Command::new(env.python())
         .arg(env.trainer())
         .arg("--config")
         .arg(dir.join("config.json"))
-        .args(args)
+        .args(run.args)
         .env("HF_HUB_OFFLINE", "1")
         .env("TRANSFORMERS_OFFLINE", "1")
         .env("PYTHONUNBUFFERED", "1")
@@ -454,7 +470,7 @@ fn run_trainer(env: &PythonEnv, dir: &Path, log: &Path, progress: bool, args: &[
         .spawn()
         .with_context(|| format!("cannot start {}", env.python().display()))?;
     let mut events = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let bar = progress_bar(progress);
+    let bar = progress_bar(run.progress);
     let mut done = None;
     let mut error = None;
     let stdout = child.stdout.take().expect("piped");
@@ -485,10 +501,17 @@ fn run_trainer(env: &PythonEnv, dir: &Path, log: &Path, progress: bool, args: &[
                 .into_iter()
                 .rev()
                 .collect();
+            let (where_, then) = if run.kept {
+                (
+                    format!(" ({})", stderr_path.display()),
+                    "\ncheckpoints are kept: fix the problem and rerun with --resume",
+                )
+            } else {
+                (String::new(), "")
+            };
             bail!(
-                "the trainer stopped ({status}){}; its last words ({}):\n{}\ncheckpoints are kept: fix the problem and rerun with --resume",
+                "the trainer stopped ({status}){}; its last words{where_}:\n{}{then}",
                 error.map(|e| format!(": {e}")).unwrap_or_default(),
-                stderr_path.display(),
                 tail.join("\n")
             )
         }

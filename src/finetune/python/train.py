@@ -381,14 +381,17 @@ def make_plan(examples, lengths, cfg):
     return plan
 
 
+def computed_tokens(steps, lengths):
+    """The tokens these steps compute: a pack's shared prefix once (what the training time follows)."""
+    return sum(sum(lengths[i] for i in pack) - shared * (len(pack) - 1)
+               for _, micro in steps for mb in micro for shared, pack in mb)
+
+
 def plan_epochs(examples, cfg):
-    """Each example's length, the plan of all epochs, and the tokens one epoch computes (a
-    pack's shared prefix once): what the training time follows."""
+    """Each example's length, the plan of all epochs, and the tokens the first epoch computes."""
     lengths = [len(ids) for ids, _ in examples]
     full_plan = make_plan(examples, lengths, cfg)
-    computed_per_epoch = sum(lengths) - sum(
-        shared * (len(pack) - 1) for e, micro in full_plan if e == 1 for mb in micro for shared, pack in mb)
-    return lengths, full_plan, computed_per_epoch
+    return lengths, full_plan, computed_tokens([s for s in full_plan if s[0] == 1], lengths)
 
 
 def plan_only(cfg, log):
@@ -403,9 +406,10 @@ def plan_only(cfg, log):
     if not train_ex:
         raise TrainError("no training examples (all skipped or file empty)")
     lengths, full_plan, computed_per_epoch = plan_epochs(train_ex, cfg)
-    steps = len(full_plan) if cfg["max_steps"] is None else min(len(full_plan), cfg["max_steps"])
-    log.emit("done", examples=len(train_ex), skipped_too_long=skipped, steps=steps,
-             tokens_per_epoch=sum(lengths), computed_tokens_per_epoch=computed_per_epoch)
+    plan = full_plan[:cfg["max_steps"]] if cfg["max_steps"] is not None else full_plan
+    log.emit("done", examples=len(train_ex), skipped_too_long=skipped, steps=len(plan),
+             tokens_per_epoch=sum(lengths), computed_tokens_per_epoch=computed_per_epoch,
+             computed_tokens=computed_tokens(plan, lengths))
 
 
 def pack_tokens(examples, members):
