@@ -17,7 +17,7 @@ mod common;
 use anyhow::{Context, Result};
 use spider_bench::finetune::export::{ExportOptions, PromptKind, export};
 use spider_bench::finetune::format::Format;
-use spider_bench::finetune::train::{Device, Dtype, TrainerConfig, ensure_python_env, python_env_dir, run_in};
+use spider_bench::finetune::train::{Device, Dtype, TrainerConfig, ensure_python_env, python_env_installed, run_in};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,7 +46,7 @@ fn main() -> Result<()> {
     let Some((gguf, _)) = common::default_model("finetune") else {
         return Ok(());
     };
-    if !python_env_dir().join("ok").is_file() {
+    if !python_env_installed() {
         println!("finetune: SKIPPED, the fine-tuning environment is not installed (run `spider-bench finetune setup`)");
         return Ok(());
     }

@@ -25,7 +25,7 @@ fn ready(test: &str) -> bool {
         return false;
     }
     let env = spider_bench::finetune::train::python_env_dir();
-    if !env.join("ok").is_file() {
+    if !spider_bench::finetune::train::python_env_installed() {
         common::skip(
             test,
             &format!(

@@ -57,7 +57,7 @@ pub fn check_command(opts: &CheckOptions) -> Result<()> {
 fn local_plan(opts: &CheckOptions) -> Result<TrainPlan, String> {
     let model = opts.model.strip_prefix("local:").unwrap_or(&opts.model);
     // An adapter's model trains on its base, with the base's tokenizer.
-    let base = model.split_once("+lora:").map_or(model, |(base, _)| base);
+    let base = crate::models::local_ref::base_name(model);
     let planned = TrainOptions::defaults(&opts.file, base).and_then(|mut t| {
         t.max_len = opts.max_tokens.unwrap_or(t.max_len);
         t.epochs = opts.epochs.unwrap_or(t.epochs);

@@ -13,7 +13,8 @@
 //! - duplicates (identical rows), conflicting rows (one prompt, two
 //!   answers), prompts found in both the training and the validation file;
 //! - for OpenAI models, the default epochs, billed tokens and cost; for
-//!   local training, the time of an epoch at the measured training speed.
+//!   local training, the time from the trainer's own plan (the tokens it
+//!   computes once packed) at the speed the last adapter measured.
 
 use super::format::{Format, to_chat};
 use super::train::TrainPlan;

@@ -139,11 +139,21 @@ pub fn python_env_dir() -> PathBuf {
     crate::paths::cache_dir().join(format!("finetune-env-{}", &hash[..12]))
 }
 
+/// The file whose presence marks a finished install of the environment.
+fn installed_marker() -> PathBuf {
+    python_env_dir().join("ok")
+}
+
+/// Whether the environment is installed (nothing is installed by asking).
+pub fn python_env_installed() -> bool {
+    installed_marker().is_file()
+}
+
 /// Installs the pinned environment where it is missing (idempotent) and
 /// writes the trainer into it.
 pub fn ensure_python_env() -> Result<PythonEnv> {
     let env = PythonEnv { dir: python_env_dir() };
-    let marker = env.dir.join("ok");
+    let marker = installed_marker();
     if !marker.is_file() {
         install_env(&env)?;
         std::fs::write(&marker, REQUIREMENTS).with_context(|| format!("cannot write {}", marker.display()))?;
@@ -352,7 +362,7 @@ pub struct TrainPlan {
 /// a folder that is removed after; `None` when the fine-tuning environment
 /// is not installed (this never installs its several GB).
 pub fn plan(opts: &TrainOptions) -> Result<Option<TrainPlan>> {
-    if !python_env_dir().join("ok").is_file() {
+    if !python_env_installed() {
         return Ok(None);
     }
     let env = ensure_python_env()?;

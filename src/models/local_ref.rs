@@ -75,10 +75,18 @@ fn is_path(name: &str) -> bool {
     name.ends_with(".gguf") || name.contains('/')
 }
 
+/// What separates a local model's base from its adapter: `BASE+lora:ADAPTER`.
+const ADAPTER_SEPARATOR: &str = "+lora:";
+
+/// The base part of a local model's name (`name` itself when it has no adapter).
+pub fn base_name(name: &str) -> &str {
+    name.split_once(ADAPTER_SEPARATOR).map_or(name, |(base, _)| base)
+}
+
 impl LocalRef {
     /// `name` without its `local:` prefix.
     pub fn parse(name: &str) -> Result<LocalRef> {
-        let (base, adapter) = match name.split_once("+lora:") {
+        let (base, adapter) = match name.split_once(ADAPTER_SEPARATOR) {
             Some((b, a)) if !a.trim().is_empty() => (b, Some(a.trim().to_string())),
             Some(_) => bail!("local:{name}: nothing after +lora: (name a registered adapter or an adapter file)"),
             None => (name, None),

@@ -230,19 +230,24 @@ def gguf_metadata(path):
     return reader, arch, template, shapes
 
 
+def gguf_location(cfg):
+    """(folder, file name) of the base GGUF, as transformers' from_pretrained takes them."""
+    path = os.path.abspath(cfg["base_gguf"])
+    return os.path.dirname(path), os.path.basename(path)
+
+
 def load_tokenizer(cfg):
     from transformers import AutoTokenizer
 
-    path = os.path.abspath(cfg["base_gguf"])
-    return AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+    d, name = gguf_location(cfg)
+    return AutoTokenizer.from_pretrained(d, gguf_file=name)
 
 
 def load_model_and_tokenizer(cfg, torch, device, dtype):
     from transformers import AutoModelForCausalLM
 
     tok = load_tokenizer(cfg)
-    path = os.path.abspath(cfg["base_gguf"])
-    d, name = os.path.dirname(path), os.path.basename(path)
+    d, name = gguf_location(cfg)
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=name, dtype=torch.float32)
     if dtype == "bf16":
         model = model.to(torch.bfloat16)
@@ -387,11 +392,23 @@ def computed_tokens(steps, lengths):
                for _, micro in steps for mb in micro for shared, pack in mb)
 
 
-def plan_epochs(examples, cfg):
-    """Each example's length, the plan of all epochs, and the tokens the first epoch computes."""
+def plan_run(examples, cfg):
+    """Each example's length, the run's steps (all epochs, up to max_steps), and the tokens the
+    first epoch computes."""
     lengths = [len(ids) for ids, _ in examples]
     full_plan = make_plan(examples, lengths, cfg)
-    return lengths, full_plan, computed_tokens([s for s in full_plan if s[0] == 1], lengths)
+    plan = full_plan[:cfg["max_steps"]] if cfg["max_steps"] is not None else full_plan
+    return lengths, plan, computed_tokens([s for s in full_plan if s[0] == 1], lengths)
+
+
+def training_examples(cfg, tok, gguf_template):
+    """The chat template's end token id, and the training examples with the number left out as
+    too long: what training and --plan-only both read."""
+    end_id = check_template(tok, gguf_template)
+    train_ex, skipped = read_examples(cfg["train_file"], tok, cfg["max_len"], "train_file")
+    if not train_ex:
+        raise TrainError("no training examples (all skipped or file empty)")
+    return end_id, train_ex, skipped
 
 
 def plan_only(cfg, log):
@@ -400,13 +417,8 @@ def plan_only(cfg, log):
     much of their prompts the examples share (on Spider's train questions, 26% of the
     examples' tokens with the plain prompt, 45% with retrieved examples in each prompt)."""
     _, _, gguf_template, _ = gguf_metadata(cfg["base_gguf"])
-    tok = load_tokenizer(cfg)
-    check_template(tok, gguf_template)
-    train_ex, skipped = read_examples(cfg["train_file"], tok, cfg["max_len"], "train_file")
-    if not train_ex:
-        raise TrainError("no training examples (all skipped or file empty)")
-    lengths, full_plan, computed_per_epoch = plan_epochs(train_ex, cfg)
-    plan = full_plan[:cfg["max_steps"]] if cfg["max_steps"] is not None else full_plan
+    _, train_ex, skipped = training_examples(cfg, load_tokenizer(cfg), gguf_template)
+    lengths, plan, computed_per_epoch = plan_run(train_ex, cfg)
     log.emit("done", examples=len(train_ex), skipped_too_long=skipped, steps=len(plan),
              tokens_per_epoch=sum(lengths), computed_tokens_per_epoch=computed_per_epoch,
              computed_tokens=computed_tokens(plan, lengths))
@@ -651,12 +663,8 @@ def train(cfg, log):
     t0 = time.time()
     model, tok = load_model_and_tokenizer(cfg, torch, device, dtype)
     load_s = time.time() - t0
-    end_id = check_template(tok, gguf_template)
+    end_id, train_ex, skipped = training_examples(cfg, tok, gguf_template)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_id
-
-    train_ex, skipped = read_examples(cfg["train_file"], tok, cfg["max_len"], "train_file")
-    if not train_ex:
-        raise TrainError("no training examples (all skipped or file empty)")
     val_ex, val_skipped = ([], 0)
     if cfg["val_file"]:
         val_ex, val_skipped = read_examples(cfg["val_file"], tok, cfg["max_len"], "val_file")
@@ -675,8 +683,7 @@ def train(cfg, log):
     causal_lm = peft_model.base_model.model  # the transformers model, LoRA layers injected
     opt = torch.optim.AdamW(params, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
-    lengths, full_plan, computed_per_epoch = plan_epochs(train_ex, cfg)
-    plan = full_plan[:cfg["max_steps"]] if cfg["max_steps"] is not None else full_plan
+    lengths, plan, computed_per_epoch = plan_run(train_ex, cfg)
     S = len(plan)
     warmup = min(100, max(1, math.ceil(0.05 * S)))
 
