@@ -139,21 +139,20 @@ pub fn python_env_dir() -> PathBuf {
     crate::paths::cache_dir().join(format!("finetune-env-{}", &hash[..12]))
 }
 
-/// The file whose presence marks a finished install of the environment.
-fn installed_marker() -> PathBuf {
-    python_env_dir().join("ok")
-}
+/// The file in the environment's folder whose presence marks a finished
+/// install.
+const INSTALLED_MARKER: &str = "ok";
 
 /// Whether the environment is installed (nothing is installed by asking).
 pub fn python_env_installed() -> bool {
-    installed_marker().is_file()
+    python_env_dir().join(INSTALLED_MARKER).is_file()
 }
 
 /// Installs the pinned environment where it is missing (idempotent) and
 /// writes the trainer into it.
 pub fn ensure_python_env() -> Result<PythonEnv> {
     let env = PythonEnv { dir: python_env_dir() };
-    let marker = installed_marker();
+    let marker = env.dir.join(INSTALLED_MARKER);
     if !marker.is_file() {
         install_env(&env)?;
         std::fs::write(&marker, REQUIREMENTS).with_context(|| format!("cannot write {}", marker.display()))?;
